@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { parseKeyRing, type KeyRing } from './platform/webhook-signature';
+
+const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
+
+/** Parses `500ms`, `90s`, `15m`, `6h`, `7d` into milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a duration such as 500ms, 90s, 15m, 6h or 7d`);
+  return Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS];
+}
+
+/** Parses `1048576`, `512kb`, `1mb` into bytes. */
+export function parseByteSize(text: string): number {
+  const match = /^(\d+)\s*(b|kb|mb)?$/i.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a size such as 1048576, 512kb or 1mb`);
+  const unit = (match[2]?.toLowerCase() ?? 'b') as keyof typeof BYTE_UNITS;
+  return Number(match[1]) * BYTE_UNITS[unit];
+}
+
+function converted<T>(parse: (text: string) => T) {
+  return z.string().transform((text, ctx) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const zDuration = converted(parseDuration);
+const zPositiveInt = z.coerce.number().int().positive();
+
+const zEnv = z.object({
+  NODE_ENV: z.enum(['production', 'development', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  WEBHOOK_KEYS: converted(parseKeyRing).optional(),
+  WEBHOOK_MAX_BODY: converted(parseByteSize).default(1024 * 1024),
+  WEBHOOK_FAILURE_LIMIT: zPositiveInt.default(20),
+  WEBHOOK_FAILURE_WINDOW: zDuration.default(60_000),
+  ENQUEUE_TIMEOUT: zDuration.default(2_000),
+  TRUST_PROXY: z.string().optional(),
+  SHUTDOWN_TIMEOUT: zDuration.default(10_000),
+  LEDGER_PATH: z.string().min(1).default('./data/ledger.db'),
+  RAW_EVENT_RETENTION: zDuration.default(400 * 86_400_000),
+  WORKER_CONCURRENCY: zPositiveInt.default(10),
+  API_TOKENS: z
+    .string()
+    .transform((text) =>
+      text
+        .split(',')
+        .map((token) => token.trim())
+        .filter(Boolean),
+    )
+    .optional(),
+});
+
+export interface Config {
+  env: 'production' | 'development' | 'test';
+  port: number;
+  redisUrl: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  webhook: {
+    keyRing: KeyRing;
+    maxBodyBytes: number;
+    /** Failed verifications per client address before it is answered 429. */
+    failureLimit: number;
+    failureWindowMs: number;
+    /** How long a delivery waits for Redis to acknowledge the job before answering 503. */
+    enqueueTimeoutMs: number;
+    /** Express `trust proxy` (e.g. `1` or `loopback`), so the throttle sees client addresses behind a proxy. */
+    trustProxy: string | undefined;
+  };
+  shutdownTimeoutMs: number;
+  ledger: { path: string; rawEventRetentionMs: number };
+  worker: { concurrency: number };
+  api: { tokens: readonly string[] };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+/** Parses the environment once; lists every bad or missing variable together. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = zEnv.safeParse(present);
+  if (!parsed.success) {
+    // Messages name the variable and the problem; the values (secrets among them) are never echoed.
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.NODE_ENV === 'production' && !e.WEBHOOK_KEYS) problems.push('WEBHOOK_KEYS: required in production');
+  if (e.NODE_ENV === 'production' && !e.API_TOKENS?.length) problems.push('API_TOKENS: required in production');
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    redisUrl: e.REDIS_URL,
+    logLevel: e.LOG_LEVEL,
+    webhook: {
+      keyRing: e.WEBHOOK_KEYS ?? new Map(),
+      maxBodyBytes: e.WEBHOOK_MAX_BODY,
+      failureLimit: e.WEBHOOK_FAILURE_LIMIT,
+      failureWindowMs: e.WEBHOOK_FAILURE_WINDOW,
+      enqueueTimeoutMs: e.ENQUEUE_TIMEOUT,
+      trustProxy: e.TRUST_PROXY,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    ledger: { path: e.LEDGER_PATH, rawEventRetentionMs: e.RAW_EVENT_RETENTION },
+    worker: { concurrency: e.WORKER_CONCURRENCY },
+    api: { tokens: e.API_TOKENS ?? [] },
+  };
+}
+
+/** For entry points: parse or print every problem and exit 1. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,68 @@
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import type { Queue } from 'bullmq';
+import type { Ledger } from '../ledger';
+import type { Logger } from '../log';
+import type { KeyRing } from '../platform';
+import type { StatusEventJob } from '../queue';
+import { requireBearerToken } from './bearer-auth';
+import { FailureThrottle } from './failure-throttle';
+import { createHealthRouter, type ReadinessCheck } from './health-route';
+import { sendError } from './http-error';
+import { createPaymentsRouter } from './payments-route';
+import { createWebhookRouter } from './webhook-route';
+
+export interface AppOptions {
+  keyRing: KeyRing;
+  maxBodyBytes: number;
+  enqueueTimeoutMs: number;
+  failureLimit: number;
+  failureWindowMs: number;
+  apiTokens: readonly string[];
+  /** Express `trust proxy`, so the throttle sees the client's address behind a load balancer. */
+  trustProxy?: string;
+  queue: Queue<StatusEventJob>;
+  ledger: Ledger;
+  readiness: Record<string, ReadinessCheck>;
+  log: Logger;
+}
+
+/** Maps body-parser's errors (size, aborted request) and anything unexpected to a JSON answer. */
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const status = typeof error?.status === 'number' ? error.status : 500;
+    if (status === 413) {
+      log.warn('webhook refused', { reason: 'payload_too_large', path: req.path });
+      sendError(res, 413, 'payload_too_large', `the body is larger than ${error.limit} bytes`);
+      return;
+    }
+    if (status >= 400 && status < 500) {
+      sendError(res, status, error.type ?? 'bad_request', error.message ?? 'bad request');
+      return;
+    }
+    log.error('request failed', { path: req.path, error: error?.message, stack: error?.stack });
+    sendError(res, 500, 'internal_error', 'the request could not be handled; nothing was accepted');
+  };
+}
+
+export function createApp(options: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  if (options.trustProxy !== undefined) app.set('trust proxy', options.trustProxy);
+  const throttle = new FailureThrottle({ limit: options.failureLimit, windowMs: options.failureWindowMs });
+  app.use(
+    createWebhookRouter({
+      keyRing: options.keyRing,
+      maxBodyBytes: options.maxBodyBytes,
+      enqueueTimeoutMs: options.enqueueTimeoutMs,
+      queue: options.queue,
+      throttle,
+      log: options.log,
+    }),
+  );
+  app.use(createHealthRouter(options.readiness));
+  app.use('/v1', requireBearerToken(options.apiTokens));
+  app.use(createPaymentsRouter(options.ledger));
+  app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
+  app.use(errorHandler(options.log));
+  return app;
+}

@@ -1,0 +1,80 @@
+import { once } from 'node:events';
+import { loadConfigOrExit } from '../config';
+import { openSqliteLedger } from '../ledger';
+import { createLogger } from '../log';
+import { createRedisConnection, createStatusEventsQueue, readRedisDurability } from '../queue';
+import { exitOnSignals } from '../shutdown';
+import { createApp } from './app';
+
+async function main() {
+  const config = loadConfigOrExit();
+  const log = createLogger({ level: config.logLevel, json: config.env === 'production' });
+  if (config.webhook.keyRing.size === 0) log.warn('WEBHOOK_KEYS is empty: every delivery will be refused with 401');
+  if (config.api.tokens.length === 0) log.warn('API_TOKENS is empty: every /v1 request will be refused');
+
+  const redis = createRedisConnection(config.redisUrl, { role: 'producer' });
+  redis.on('error', (error) => log.warn('redis connection error', { error: error.message }));
+  await checkRedisDurability(redis, config.env === 'production', log);
+
+  const queue = createStatusEventsQueue(redis);
+  queue.on('error', (error) => log.warn('queue error', { error: error.message }));
+  const ledger = openSqliteLedger({ path: config.ledger.path });
+
+  const app = createApp({
+    keyRing: config.webhook.keyRing,
+    maxBodyBytes: config.webhook.maxBodyBytes,
+    enqueueTimeoutMs: config.webhook.enqueueTimeoutMs,
+    failureLimit: config.webhook.failureLimit,
+    failureWindowMs: config.webhook.failureWindowMs,
+    trustProxy: config.webhook.trustProxy,
+    apiTokens: config.api.tokens,
+    queue,
+    ledger,
+    readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },
+    log,
+  });
+  const server = app.listen(config.port);
+  await once(server, 'listening');
+  log.info('web listening', { port: config.port, webhookKeys: [...config.webhook.keyRing.keys()] });
+
+  exitOnSignals(
+    async () => {
+      // Stop accepting, let in-flight deliveries finish their enqueue, then release Redis and the ledger.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+      await queue.close();
+      await redis.quit();
+      await ledger.close();
+    },
+    { timeoutMs: config.shutdownTimeoutMs, log },
+  );
+}
+
+async function checkRedisDurability(
+  redis: ReturnType<typeof createRedisConnection>,
+  production: boolean,
+  log: ReturnType<typeof createLogger>,
+) {
+  let durability;
+  try {
+    durability = await readRedisDurability(redis);
+  } catch (error) {
+    log.warn('could not read Redis settings (CONFIG GET refused or Redis down)', { error: (error as Error).message });
+    return;
+  }
+  log.info('redis persistence', { appendonly: durability.appendonly, maxmemoryPolicy: durability.maxmemoryPolicy });
+  if (durability.maxmemoryPolicy !== 'noeviction') {
+    const message = `Redis maxmemory-policy is ${durability.maxmemoryPolicy}: queued events can be evicted under memory pressure; set it to noeviction`;
+    if (production) {
+      log.error(message);
+      process.exit(1);
+    }
+    log.warn(message);
+  }
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`web failed to start: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

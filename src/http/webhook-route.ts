@@ -1,0 +1,122 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Queue } from 'bullmq';
+import { parseWebhookBody, type WebhookEvent } from '../../schemas';
+import type { Logger } from '../log';
+import { SignatureError, verifyWebhookSignature, type KeyRing } from '../platform/webhook-signature';
+import { enqueueStatusEvents, type StatusEventJob } from '../queue';
+import type { FailureThrottle } from './failure-throttle';
+import { sendError } from './http-error';
+
+export interface WebhookRouteOptions {
+  keyRing: KeyRing;
+  maxBodyBytes: number;
+  enqueueTimeoutMs: number;
+  queue: Queue<StatusEventJob>;
+  throttle: FailureThrottle;
+  log: Logger;
+}
+
+const VERIFICATION_HEADER = 'x-gcs-webhooks-endpoint-verification';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function paymentIdOf(event: WebhookEvent): string | undefined {
+  const payload = (event.payment ?? event.refund) as { id?: unknown } | undefined;
+  return typeof payload?.id === 'string' ? payload.id : undefined;
+}
+
+function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
+export function createWebhookRouter(options: WebhookRouteOptions): Router {
+  const { keyRing, queue, throttle, log } = options;
+  const router = express.Router();
+
+  // Endpoint verification handshake: echo the header verbatim as text/plain.
+  router.get('/webhooks', (req, res) => {
+    const challenge = req.get(VERIFICATION_HEADER);
+    if (challenge === undefined) {
+      sendError(res, 400, 'missing_verification_header', `GET /webhooks needs the ${VERIFICATION_HEADER} header`);
+      return;
+    }
+    res.status(200).type('text/plain').send(challenge);
+  });
+
+  const refuseThrottled = (req: Request, res: Response, next: NextFunction) => {
+    const retryAfter = throttle.retryAfterSeconds(clientAddress(req));
+    if (retryAfter === 0) return next();
+    log.warn('webhook throttled', { client: clientAddress(req), retryAfter });
+    res.set('Retry-After', String(retryAfter));
+    sendError(res, 429, 'too_many_failed_verifications', 'too many deliveries failed verification; retry later');
+  };
+
+  // Raw bytes only: the signature covers the body exactly as sent, so nothing may parse it first.
+  const rawBody = express.raw({ type: () => true, limit: options.maxBodyBytes });
+
+  router.post('/webhooks', refuseThrottled, rawBody, async (req, res) => {
+    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const client = clientAddress(req);
+    let keyId: string;
+    try {
+      ({ keyId } = verifyWebhookSignature(
+        body,
+        { signature: req.get('x-gcs-signature'), keyId: req.get('x-gcs-keyid') },
+        keyRing,
+      ));
+    } catch (error) {
+      if (!(error instanceof SignatureError)) throw error;
+      throttle.recordFailure(client);
+      log.warn('webhook refused', { reason: error.reason, client, bytes: body.length });
+      sendError(res, 401, error.reason, error.message);
+      return;
+    }
+    throttle.recordSuccess(client);
+
+    let text: string;
+    let json: unknown;
+    try {
+      text = utf8.decode(body);
+      json = JSON.parse(text);
+    } catch {
+      log.warn('webhook refused', { reason: 'invalid_json', keyId, bytes: body.length });
+      sendError(res, 400, 'invalid_json', 'the signed body is not UTF-8 JSON');
+      return;
+    }
+    const parsed = parseWebhookBody(json);
+    if (!parsed.ok) {
+      log.warn('webhook refused', { reason: parsed.error, keyId, detail: parsed.message });
+      sendError(res, 400, parsed.error, parsed.message);
+      return;
+    }
+
+    const receivedAt = Date.now();
+    const signature = req.get('x-gcs-signature') ?? '';
+    const isArray = Array.isArray(json);
+    const jobs: StatusEventJob[] = parsed.events.map((event, index) => ({
+      eventId: event.id,
+      type: event.type,
+      keyId,
+      signature,
+      rawBody: text,
+      rawIndex: isArray ? index : null,
+      receivedAt,
+    }));
+    try {
+      await enqueueStatusEvents(queue, jobs, options.enqueueTimeoutMs);
+    } catch (error) {
+      log.error('webhook not queued', {
+        eventIds: jobs.map((job) => job.eventId),
+        error: (error as Error).message,
+      });
+      res.set('Retry-After', '30');
+      sendError(res, 503, 'queue_unavailable', 'the event could not be queued; deliver it again later');
+      return;
+    }
+    for (const event of parsed.events) {
+      log.info('webhook accepted', { eventId: event.id, paymentId: paymentIdOf(event), type: event.type, keyId });
+    }
+    res.status(200).json({ received: jobs.length });
+  });
+
+  return router;
+}

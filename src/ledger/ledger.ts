@@ -1,0 +1,60 @@
+import type { Reading, ObservationSource } from './observation';
+import type { EventOutcome, events, payments, refunds, stateChanges } from './schema';
+
+/** The raw event as it reached us, kept for audit and for a replay that re-verifies its signature. */
+export interface EventRecord {
+  eventId: string;
+  source: ObservationSource;
+  type: string | null;
+  keyId: string | null;
+  signature: string | null;
+  /** The delivery body exactly as received (for an array body, the whole array). */
+  rawBody: string | null;
+  /** Position of this event when the delivery body was a JSON array. */
+  rawIndex: number | null;
+  receivedAt: number;
+}
+
+export interface ApplyInput {
+  event: EventRecord;
+  reading: Reading;
+}
+
+export interface ApplyResult {
+  outcome: Exclude<EventOutcome, 'failed'>;
+  paymentId: string | null;
+  /** Whether the payment's state (stage, statusCode or totals) changed. */
+  stateChanged: boolean;
+  reason: string;
+}
+
+export type Payment = typeof payments.$inferSelect;
+export type StoredEvent = typeof events.$inferSelect;
+export type StateChange = typeof stateChanges.$inferSelect;
+export type Refund = typeof refunds.$inferSelect;
+
+export interface PaymentView extends Payment {
+  eventCount: number;
+  lastEventAt: number | null;
+}
+
+/**
+ * The one door into the ledger and its named queries. Callers see only this async interface, so a ledger
+ * on another database fits without touching them; the SQLite implementation is synchronous inside.
+ */
+export interface Ledger {
+  /** Records the event and applies what it says, all in one transaction. */
+  apply(input: ApplyInput): Promise<ApplyResult>;
+  /** Records an event whose processing exhausted its attempts, with the last error. */
+  recordFailedEvent(event: EventRecord, error: string): Promise<void>;
+  getPayment(paymentId: string): Promise<PaymentView | undefined>;
+  getEvent(eventId: string): Promise<StoredEvent | undefined>;
+  listPaymentEvents(paymentId: string): Promise<StoredEvent[]>;
+  listStateChanges(paymentId: string): Promise<StateChange[]>;
+  listRefunds(paymentId: string): Promise<Refund[]>;
+  /** Clears raw bodies received before `receivedBefore`; outcome rows stay. Returns how many were cleared. */
+  purgeRawBodies(receivedBefore: number): Promise<number>;
+  /** Throws when the ledger cannot be read. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,120 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { STAGES } from './status-table';
+
+/** Milliseconds since the epoch. */
+const epochMs = (name: string) => integer(name);
+const flag = (name: string) => integer(name, { mode: 'boolean' });
+
+export const EVENT_OUTCOMES = [
+  'applied',
+  'superseded',
+  'duplicate',
+  'unknown_code',
+  'invalid',
+  'ignored',
+  'failed',
+] as const;
+export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
+
+export const OBSERVATION_SOURCES = ['webhook', 'poll', 'replay'] as const;
+
+export const payments = sqliteTable(
+  'payments',
+  {
+    id: text('id').primaryKey(),
+    base: text('base').notNull(),
+    merchantReference: text('merchant_reference'),
+    amount: integer('amount'),
+    currency: text('currency'),
+    statusCode: integer('status_code'),
+    status: text('status'),
+    statusCategory: text('status_category'),
+    stage: text('stage', { enum: STAGES }).notNull(),
+    rank: integer('rank').notNull(),
+    uncertain: flag('uncertain').notNull().default(false),
+    isAuthorized: flag('is_authorized'),
+    isCancellable: flag('is_cancellable'),
+    isRefundable: flag('is_refundable'),
+    capturedTotal: integer('captured_total').notNull().default(0),
+    refundedTotal: integer('refunded_total').notNull().default(0),
+    errorsJson: text('errors_json'),
+    changeTime: text('change_time'),
+    lastSource: text('last_source', { enum: OBSERVATION_SOURCES }),
+    firstSeenAt: epochMs('first_seen_at').notNull(),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [index('payments_base_idx').on(t.base), index('payments_merchant_reference_idx').on(t.merchantReference)],
+);
+
+/**
+ * Every raw event exactly as received, unique on the envelope id: this is the de-duplication gate that
+ * outlives BullMQ's job retention. Raw bytes are cleared after the retention period; the outcome row stays.
+ */
+export const events = sqliteTable(
+  'events',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    eventId: text('event_id').notNull().unique('events_event_id_unique'),
+    source: text('source', { enum: OBSERVATION_SOURCES }).notNull(),
+    type: text('type'),
+    paymentId: text('payment_id'),
+    refundId: text('refund_id'),
+    statusCode: integer('status_code'),
+    changeTime: text('change_time'),
+    keyId: text('key_id'),
+    signature: text('signature'),
+    rawBody: text('raw_body'),
+    /** Position of the event inside a delivery whose body was a JSON array. */
+    rawIndex: integer('raw_index'),
+    rawBytes: integer('raw_bytes'),
+    outcome: text('outcome', { enum: EVENT_OUTCOMES }).notNull(),
+    reason: text('reason'),
+    deliveries: integer('deliveries').notNull().default(1),
+    receivedAt: epochMs('received_at').notNull(),
+    processedAt: epochMs('processed_at').notNull(),
+  },
+  (t) => [
+    index('events_payment_idx').on(t.paymentId, t.seq),
+    index('events_outcome_idx').on(t.outcome, t.seq),
+    index('events_received_idx').on(t.receivedAt),
+  ],
+);
+
+/** Every change of a payment's state, in commit order (seq is the change feed's cursor). */
+export const stateChanges = sqliteTable(
+  'state_changes',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    paymentId: text('payment_id')
+      .notNull()
+      .references(() => payments.id),
+    eventSeq: integer('event_seq').references(() => events.seq),
+    fromStage: text('from_stage', { enum: STAGES }),
+    toStage: text('to_stage', { enum: STAGES }).notNull(),
+    fromStatusCode: integer('from_status_code'),
+    toStatusCode: integer('to_status_code'),
+    cause: text('cause').notNull(),
+    at: epochMs('at').notNull(),
+  },
+  (t) => [index('state_changes_payment_idx').on(t.paymentId, t.seq)],
+);
+
+/** Refunds by refund id. A refund may arrive before its payment: it is linked once the payment is known. */
+export const refunds = sqliteTable(
+  'refunds',
+  {
+    id: text('id').primaryKey(),
+    paymentId: text('payment_id').references(() => payments.id),
+    paymentBase: text('payment_base').notNull(),
+    merchantReference: text('merchant_reference'),
+    amount: integer('amount'),
+    currency: text('currency'),
+    statusCode: integer('status_code').notNull(),
+    status: text('status'),
+    stage: text('stage', { enum: STAGES }).notNull(),
+    rank: integer('rank').notNull(),
+    changeTime: text('change_time'),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [index('refunds_payment_idx').on(t.paymentId), index('refunds_base_idx').on(t.paymentBase)],
+);

@@ -1,0 +1,10 @@
+export {
+  STATUS_EVENTS_QUEUE,
+  STATUS_EVENT_JOB_OPTIONS,
+  zStatusEventJob,
+  createStatusEventsQueue,
+  enqueueStatusEvents,
+  EnqueueTimeoutError,
+} from './status-events';
+export type { StatusEventJob } from './status-events';
+export { createRedisConnection, readRedisDurability } from './redis-connection';
