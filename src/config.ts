@@ -90,7 +90,9 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; lists every bad or missing variable together. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
   const parsed = zEnv.safeParse(present);
   if (!parsed.success) {
     // Messages name the variable and the problem; the values (secrets among them) are never echoed.
@@ -99,7 +101,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const problems: string[] = [];
   if (e.NODE_ENV === 'production' && !e.WEBHOOK_KEYS) problems.push('WEBHOOK_KEYS: required in production');
-  if (e.NODE_ENV === 'production' && !e.API_TOKENS?.length) problems.push('API_TOKENS: required in production');
+  if (e.NODE_ENV === 'production' && !e.API_TOKENS?.length)
+    problems.push('API_TOKENS: required in production');
   if (problems.length) throw new ConfigError(problems);
   return {
     env: e.NODE_ENV,

@@ -9,7 +9,8 @@ import { createApp } from './app';
 async function main() {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, json: config.env === 'production' });
-  if (config.webhook.keyRing.size === 0) log.warn('WEBHOOK_KEYS is empty: every delivery will be refused with 401');
+  if (config.webhook.keyRing.size === 0)
+    log.warn('WEBHOOK_KEYS is empty: every delivery will be refused with 401');
   if (config.api.tokens.length === 0) log.warn('API_TOKENS is empty: every /v1 request will be refused');
 
   const redis = createRedisConnection(config.redisUrl, { role: 'producer' });
@@ -35,7 +36,7 @@ async function main() {
   });
   const server = app.listen(config.port);
   await once(server, 'listening');
-  log.info('web listening', { port: config.port, webhookKeys: [...config.webhook.keyRing.keys()] });
+  log.info('web listening', { port: config.port, keyIds: [...config.webhook.keyRing.keys()] });
 
   exitOnSignals(
     async () => {
@@ -58,12 +59,18 @@ async function checkRedisDurability(
 ) {
   let durability;
   try {
+    if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(5_000) });
     durability = await readRedisDurability(redis);
   } catch (error) {
-    log.warn('could not read Redis settings (CONFIG GET refused or Redis down)', { error: (error as Error).message });
+    log.warn('could not read Redis settings (CONFIG GET refused or Redis down)', {
+      error: (error as Error).message,
+    });
     return;
   }
-  log.info('redis persistence', { appendonly: durability.appendonly, maxmemoryPolicy: durability.maxmemoryPolicy });
+  log.info('redis persistence', {
+    appendonly: durability.appendonly,
+    maxmemoryPolicy: durability.maxmemoryPolicy,
+  });
   if (durability.maxmemoryPolicy !== 'noeviction') {
     const message = `Redis maxmemory-policy is ${durability.maxmemoryPolicy}: queued events can be evicted under memory pressure; set it to noeviction`;
     if (production) {

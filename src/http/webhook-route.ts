@@ -36,7 +36,12 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
   router.get('/webhooks', (req, res) => {
     const challenge = req.get(VERIFICATION_HEADER);
     if (challenge === undefined) {
-      sendError(res, 400, 'missing_verification_header', `GET /webhooks needs the ${VERIFICATION_HEADER} header`);
+      sendError(
+        res,
+        400,
+        'missing_verification_header',
+        `GET /webhooks needs the ${VERIFICATION_HEADER} header`,
+      );
       return;
     }
     res.status(200).type('text/plain').send(challenge);
@@ -47,7 +52,12 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
     if (retryAfter === 0) return next();
     log.warn('webhook throttled', { client: clientAddress(req), retryAfter });
     res.set('Retry-After', String(retryAfter));
-    sendError(res, 429, 'too_many_failed_verifications', 'too many deliveries failed verification; retry later');
+    sendError(
+      res,
+      429,
+      'too_many_failed_verifications',
+      'too many deliveries failed verification; retry later',
+    );
   };
 
   // Raw bytes only: the signature covers the body exactly as sent, so nothing may parse it first.
@@ -113,7 +123,12 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
       return;
     }
     for (const event of parsed.events) {
-      log.info('webhook accepted', { eventId: event.id, paymentId: paymentIdOf(event), type: event.type, keyId });
+      log.info('webhook accepted', {
+        eventId: event.id,
+        paymentId: paymentIdOf(event),
+        type: event.type,
+        keyId,
+      });
     }
     res.status(200).json({ received: jobs.length });
   });

@@ -1,4 +1,10 @@
-import { ALLOWED_EXITS, classifyStatusCode, STAGE_INFO, type Classification, type Stage } from './status-table';
+import {
+  ALLOWED_EXITS,
+  classifyStatusCode,
+  STAGE_INFO,
+  type Classification,
+  type Stage,
+} from './status-table';
 
 /** What the ledger holds for a payment (or a refund) that matters to the decision. */
 export interface HeldStatus {

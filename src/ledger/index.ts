@@ -12,7 +12,13 @@ export type {
   Refund,
 } from './ledger';
 export { readWebhookEvent, readPaymentPayload, paymentBaseOf, PORTAL_TEST_PAYMENT_ID } from './observation';
-export type { Observation, PaymentObservation, RefundObservation, Reading, ObservationSource } from './observation';
+export type {
+  Observation,
+  PaymentObservation,
+  RefundObservation,
+  Reading,
+  ObservationSource,
+} from './observation';
 export { decide } from './decide';
 export type { Decision, HeldStatus, ObservedStatus } from './decide';
 export { classifyStatusCode, STATUS_CODES, STAGES, STAGE_INFO, ALLOWED_EXITS } from './status-table';

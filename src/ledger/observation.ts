@@ -1,5 +1,10 @@
 import type { z } from 'zod';
-import { zPaymentPayload, zRefundPayload, type PaymentPayload, type RefundPayload } from '../../schemas/status-payloads';
+import {
+  zPaymentPayload,
+  zRefundPayload,
+  type PaymentPayload,
+  type RefundPayload,
+} from '../../schemas/status-payloads';
 
 export type ObservationSource = 'webhook' | 'poll' | 'replay';
 
@@ -128,6 +133,11 @@ export function readWebhookEvent(event: EventEnvelope): Reading {
   if (event.type === 'payment.test') return { kind: 'ignored', reason: 'portal test send (payment.test)' };
   if (event.payment !== undefined) return readPaymentPayload(event.payment);
   if (event.refund !== undefined) return readRefundPayload(event.refund);
-  const other = ['payout', 'token', 'paymentLink'].find((key) => event[key as keyof EventEnvelope] !== undefined);
-  return { kind: 'ignored', reason: other ? `${other} events do not change payment state` : 'no payload object' };
+  const other = ['payout', 'token', 'paymentLink'].find(
+    (key) => event[key as keyof EventEnvelope] !== undefined,
+  );
+  return {
+    kind: 'ignored',
+    reason: other ? `${other} events do not change payment state` : 'no payload object',
+  };
 }

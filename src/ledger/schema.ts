@@ -43,7 +43,10 @@ export const payments = sqliteTable(
     firstSeenAt: epochMs('first_seen_at').notNull(),
     updatedAt: epochMs('updated_at').notNull(),
   },
-  (t) => [index('payments_base_idx').on(t.base), index('payments_merchant_reference_idx').on(t.merchantReference)],
+  (t) => [
+    index('payments_base_idx').on(t.base),
+    index('payments_merchant_reference_idx').on(t.merchantReference),
+  ],
 );
 
 /**

@@ -56,12 +56,8 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
       const at = now();
       db.insert(events)
         .values({ ...eventColumns(event), outcome: 'failed', reason: error, processedAt: at })
-        .onConflictDoUpdate({
-          target: events.eventId,
-          set: { outcome: 'failed', reason: error, processedAt: at },
-          // Never overwrite an outcome that was reached by processing.
-          setWhere: eq(events.outcome, 'invalid'),
-        })
+        // An existing row was reached by processing; its outcome stays.
+        .onConflictDoNothing({ target: events.eventId })
         .run();
     },
     getPayment: async (paymentId) => getPaymentView(db, paymentId),
@@ -69,7 +65,12 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     listPaymentEvents: async (paymentId) =>
       db.select().from(events).where(eq(events.paymentId, paymentId)).orderBy(asc(events.seq)).all(),
     listStateChanges: async (paymentId) =>
-      db.select().from(stateChanges).where(eq(stateChanges.paymentId, paymentId)).orderBy(asc(stateChanges.seq)).all(),
+      db
+        .select()
+        .from(stateChanges)
+        .where(eq(stateChanges.paymentId, paymentId))
+        .orderBy(asc(stateChanges.seq))
+        .all(),
     listRefunds: async (paymentId) =>
       db.select().from(refunds).where(eq(refunds.paymentId, paymentId)).orderBy(asc(refunds.id)).all(),
     purgeRawBodies: async (receivedBefore) =>
@@ -134,7 +135,12 @@ function writeEvent(tx: Db, event: EventRecord, result: EventResult, at: number,
     processedAt: at,
   };
   const row = exists
-    ? tx.update(events).set(columns).where(eq(events.eventId, event.eventId)).returning({ seq: events.seq }).get()
+    ? tx
+        .update(events)
+        .set(columns)
+        .where(eq(events.eventId, event.eventId))
+        .returning({ seq: events.seq })
+        .get()
     : tx.insert(events).values(columns).returning({ seq: events.seq }).get();
   if (!row) throw new Error(`event ${event.eventId} could not be written`);
   return row.seq;
@@ -339,7 +345,9 @@ function applyRefund(
     event,
     {
       outcome,
-      reason: paymentId ? decision.reason : `${decision.reason}; payment not known yet, linked when it arrives`,
+      reason: paymentId
+        ? decision.reason
+        : `${decision.reason}; payment not known yet, linked when it arrives`,
       paymentId,
       refundId: observation.refundId,
       statusCode: observation.statusCode,
@@ -358,7 +366,13 @@ function applyRefund(
  * The refunded total is a sum over refund rows (never an increment), so two refunds with equal amounts both
  * count and a re-delivered refund never counts twice.
  */
-function recomputeRefundedTotal(tx: Db, paymentId: string, at: number, eventSeq: number | null, cause: string) {
+function recomputeRefundedTotal(
+  tx: Db,
+  paymentId: string,
+  at: number,
+  eventSeq: number | null,
+  cause: string,
+) {
   const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
   if (!payment) return false;
   const total = Number(

@@ -8,3 +8,11 @@ export {
 } from './status-events';
 export type { StatusEventJob } from './status-events';
 export { createRedisConnection, readRedisDurability } from './redis-connection';
+export {
+  createStatusEventProcessor,
+  recordExhaustedJob,
+  InvalidStatusEventError,
+  eventRecordOf,
+} from './status-event-processor';
+export { createStatusWorker } from './status-worker';
+export type { StatusWorkerOptions } from './status-worker';

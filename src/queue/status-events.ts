@@ -29,11 +29,11 @@ export const STATUS_EVENT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
-export function createStatusEventsQueue(connection: Redis): Queue<StatusEventJob> {
-  return new Queue<StatusEventJob>(STATUS_EVENTS_QUEUE, {
-    connection,
-    defaultJobOptions: STATUS_EVENT_JOB_OPTIONS,
-  });
+export function createStatusEventsQueue(
+  connection: Redis,
+  jobOptions: JobsOptions = STATUS_EVENT_JOB_OPTIONS,
+): Queue<StatusEventJob> {
+  return new Queue<StatusEventJob>(STATUS_EVENTS_QUEUE, { connection, defaultJobOptions: jobOptions });
 }
 
 export class EnqueueTimeoutError extends Error {

@@ -1,0 +1,33 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Ledger } from '../ledger';
+import type { Logger } from '../log';
+import { createStatusEventProcessor, recordExhaustedJob } from './status-event-processor';
+import { STATUS_EVENTS_QUEUE } from './status-events';
+
+export interface StatusWorkerOptions {
+  connection: Redis;
+  ledger: Ledger;
+  log: Logger;
+  /** Jobs processed at once. @defaultValue 10 */
+  concurrency?: number;
+}
+
+/** The status worker: consumes `status-events` and applies each event through the ledger. */
+export function createStatusWorker(options: StatusWorkerOptions): Worker {
+  const { ledger, log } = options;
+  const worker = new Worker(STATUS_EVENTS_QUEUE, createStatusEventProcessor(ledger, log), {
+    connection: options.connection,
+    concurrency: options.concurrency ?? 10,
+    // A SIGKILLed worker is not a bad event: allow a job to stall more than once before it fails.
+    maxStalledCount: 3,
+  });
+  worker.on('error', (error) => log.error('worker error', { error: error.message }));
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    recordExhaustedJob(ledger, job, error, log).catch((recordError: Error) =>
+      log.error('could not record failed event', { eventId: job.id, error: recordError.message }),
+    );
+  });
+  return worker;
+}
