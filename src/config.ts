@@ -48,6 +48,8 @@ const zEnv = z.object({
   LEDGER_PATH: z.string().min(1).default('./data/ledger.db'),
   RAW_EVENT_RETENTION: zDuration.default(400 * 86_400_000),
   WORKER_CONCURRENCY: zPositiveInt.default(10),
+  DEFAULT_FULFILMENT_DELAY: zDuration.default(15 * 60_000),
+  RELEASE_ON: z.enum(['captured', 'authorized']).default('captured'),
   API_TOKENS: z
     .string()
     .transform((text) =>
@@ -79,6 +81,12 @@ export interface Config {
   ledger: { path: string; rawEventRetentionMs: number };
   worker: { concurrency: number };
   api: { tokens: readonly string[] };
+  fulfilment: {
+    /** fulfilmentDueAt when a registration gives none: registration time plus this. */
+    defaultDelayMs: number;
+    /** Release goods on a capture (9, 95) or already on an authorisation (5, 56). */
+    releaseOn: 'captured' | 'authorized';
+  };
 }
 
 export class ConfigError extends Error {
@@ -121,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ledger: { path: e.LEDGER_PATH, rawEventRetentionMs: e.RAW_EVENT_RETENTION },
     worker: { concurrency: e.WORKER_CONCURRENCY },
     api: { tokens: e.API_TOKENS ?? [] },
+    fulfilment: { defaultDelayMs: e.DEFAULT_FULFILMENT_DELAY, releaseOn: e.RELEASE_ON },
   };
 }
 

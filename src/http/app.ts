@@ -1,6 +1,6 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Queue } from 'bullmq';
-import type { Ledger } from '../ledger';
+import type { Ledger, ReleaseOn } from '../ledger';
 import type { Logger } from '../log';
 import type { KeyRing } from '../platform';
 import type { StatusEventJob } from '../queue';
@@ -9,6 +9,8 @@ import { FailureThrottle } from './failure-throttle';
 import { createHealthRouter, type ReadinessCheck } from './health-route';
 import { sendError } from './http-error';
 import { createPaymentsRouter } from './payments-route';
+import { createChangesRouter } from './changes-route';
+import { createMetricsRouter } from './metrics-route';
 import { createWebhookRouter } from './webhook-route';
 
 export interface AppOptions {
@@ -18,6 +20,8 @@ export interface AppOptions {
   failureLimit: number;
   failureWindowMs: number;
   apiTokens: readonly string[];
+  releaseOn: ReleaseOn;
+  defaultFulfilmentDelayMs: number;
   /** Express `trust proxy`, so the throttle sees the client's address behind a load balancer. */
   trustProxy?: string;
   queue: Queue<StatusEventJob>;
@@ -35,8 +39,12 @@ function errorHandler(log: Logger): ErrorRequestHandler {
       sendError(res, 413, 'payload_too_large', `the body is larger than ${error.limit} bytes`);
       return;
     }
+    if (error?.type === 'entity.parse.failed') {
+      sendError(res, 400, 'invalid_json', 'the body is not valid JSON');
+      return;
+    }
     if (status >= 400 && status < 500) {
-      sendError(res, status, error.type ?? 'bad_request', error.message ?? 'bad request');
+      sendError(res, status, 'bad_request', error.message ?? 'bad request');
       return;
     }
     log.error('request failed', { path: req.path, error: error?.message, stack: error?.stack });
@@ -60,8 +68,18 @@ export function createApp(options: AppOptions): Express {
     }),
   );
   app.use(createHealthRouter(options.readiness));
+  app.use(createMetricsRouter(options.ledger));
   app.use('/v1', requireBearerToken(options.apiTokens));
-  app.use(createPaymentsRouter(options.ledger));
+  const { ledger, releaseOn, log } = options;
+  app.use(
+    createPaymentsRouter({
+      ledger,
+      releaseOn,
+      log,
+      defaultFulfilmentDelayMs: options.defaultFulfilmentDelayMs,
+    }),
+  );
+  app.use(createChangesRouter({ ledger, releaseOn }));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler(options.log));
   return app;

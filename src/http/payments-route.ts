@@ -1,48 +1,150 @@
-import express, { type Router } from 'express';
-import type { Ledger, PaymentView } from '../ledger';
-import { sendError } from './http-error';
+import { createHash } from 'node:crypto';
+import express, { type Response, type Router } from 'express';
+import { zPaymentId, zPaymentsQuery, zRegisterPaymentBody } from '../../schemas';
+import type { Ledger, PaymentView, ReleaseOn } from '../ledger';
+import type { Logger } from '../log';
+import { sendError, sendInvalidRequest } from './http-error';
+import { paymentJson } from './payment-json';
 
-const zPaymentIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
-
-export function paymentJson(payment: PaymentView) {
-  return {
-    paymentId: payment.id,
-    merchantReference: payment.merchantReference,
-    amount: payment.amount,
-    currency: payment.currency,
-    statusCode: payment.statusCode,
-    status: payment.status,
-    statusCategory: payment.statusCategory,
-    stage: payment.stage,
-    uncertain: payment.uncertain,
-    isAuthorized: payment.isAuthorized,
-    isCancellable: payment.isCancellable,
-    isRefundable: payment.isRefundable,
-    capturedTotal: payment.capturedTotal,
-    refundedTotal: payment.refundedTotal,
-    statusCodeChangeDateTime: payment.changeTime,
-    lastSource: payment.lastSource,
-    firstSeenAt: new Date(payment.firstSeenAt).toISOString(),
-    updatedAt: new Date(payment.updatedAt).toISOString(),
-    eventCount: payment.eventCount,
-    lastEventAt: payment.lastEventAt === null ? null : new Date(payment.lastEventAt).toISOString(),
-  };
+export interface PaymentsRouteOptions {
+  ledger: Ledger;
+  releaseOn: ReleaseOn;
+  defaultFulfilmentDelayMs: number;
+  log: Logger;
 }
 
-export function createPaymentsRouter(ledger: Ledger): Router {
+const viewJson = (payment: PaymentView, releaseOn: ReleaseOn) => ({
+  ...paymentJson(payment, releaseOn),
+  eventCount: payment.eventCount,
+  lastEventAt: payment.lastEventAt === null ? null : new Date(payment.lastEventAt).toISOString(),
+});
+
+export function createPaymentsRouter(options: PaymentsRouteOptions): Router {
+  const { ledger, releaseOn, log } = options;
   const router = express.Router();
-  router.get('/v1/payments/:paymentId', async (req, res) => {
-    const { paymentId } = req.params;
-    if (!zPaymentIdPattern.test(paymentId)) {
-      sendError(res, 400, 'invalid_payment_id', 'paymentId must be 1-64 letters, digits, "_" or "-"');
-      return;
+
+  /** Parses :paymentId or answers 400; returns undefined when answered. */
+  const paymentIdOf = (raw: string, res: Response): string | undefined => {
+    const parsed = zPaymentId.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    sendError(res, 400, 'invalid_payment_id', `paymentId: ${parsed.error.issues[0]?.message}`);
+    return undefined;
+  };
+
+  router.post('/v1/payments', express.json({ limit: '16kb' }), async (req, res) => {
+    const body = zRegisterPaymentBody.safeParse(req.body);
+    if (!body.success) return sendInvalidRequest(res, body.error);
+    const given = body.data.fulfilmentDueAt;
+    const result = await ledger.registerPayment({
+      ...body.data,
+      fulfilmentDueAt: given ? Date.parse(given) : Date.now() + options.defaultFulfilmentDelayMs,
+      fulfilmentDueAtGiven: given !== undefined,
+    });
+    const payment = viewJson(result.payment, releaseOn);
+    switch (result.outcome) {
+      case 'registered':
+        log.info('payment registered', { paymentId: body.data.paymentId });
+        res.status(201).json(payment);
+        return;
+      case 'already_registered':
+        res.status(200).json(payment);
+        return;
+      case 'conflict':
+        res.status(409).json({
+          error: 'registration_conflict',
+          message: `payment ${body.data.paymentId} is already known with other ${result.conflicts.join(', ')}`,
+          conflicts: result.conflicts,
+          payment,
+        });
+        return;
     }
-    const payment = await ledger.getPayment(paymentId);
-    if (!payment) {
-      sendError(res, 404, 'payment_not_found', `no payment ${paymentId} in the ledger`);
-      return;
-    }
-    res.json(paymentJson(payment));
   });
+
+  router.get('/v1/payments', async (req, res) => {
+    const query = zPaymentsQuery.safeParse(req.query);
+    if (!query.success) return sendInvalidRequest(res, query.error);
+    const found = await ledger.listPaymentsByMerchantReference(query.data.merchantReference);
+    res.json({ payments: found.map((payment) => viewJson(payment, releaseOn)) });
+  });
+
+  router.get('/v1/payments/:paymentId', async (req, res) => {
+    const paymentId = paymentIdOf(req.params.paymentId, res);
+    if (!paymentId) return;
+    const payment = await ledger.getPayment(paymentId);
+    if (!payment) return sendError(res, 404, 'payment_not_found', `no payment ${paymentId} in the ledger`);
+    const json = JSON.stringify(viewJson(payment, releaseOn));
+    const etag = `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"`;
+    res.set('ETag', etag);
+    if (req.get('if-none-match') === etag) {
+      res.status(304).end();
+      return;
+    }
+    res.type('application/json').send(json);
+  });
+
+  router.post('/v1/payments/:paymentId/release', async (req, res) => {
+    const paymentId = paymentIdOf(req.params.paymentId, res);
+    if (!paymentId) return;
+    const result = await ledger.releasePayment(paymentId, releaseOn);
+    switch (result.outcome) {
+      case 'not_found':
+        return sendError(res, 404, 'payment_not_found', `no payment ${paymentId} in the ledger`);
+      case 'not_releasable':
+        res.status(409).json({
+          error: 'not_releasable',
+          message: `payment ${paymentId} may not be released: ${result.decision.reason}`,
+          fulfilment: result.decision,
+        });
+        return;
+      case 'released':
+        log.info('goods released', { paymentId });
+        res.status(200).json(viewJson(result.payment, releaseOn));
+        return;
+      case 'already_released':
+        res.status(200).json(viewJson(result.payment, releaseOn));
+        return;
+    }
+  });
+
+  router.get('/v1/payments/:paymentId/events', async (req, res) => {
+    const paymentId = paymentIdOf(req.params.paymentId, res);
+    if (!paymentId) return;
+    const payment = await ledger.getPayment(paymentId);
+    if (!payment) return sendError(res, 404, 'payment_not_found', `no payment ${paymentId} in the ledger`);
+    const [storedEvents, changes] = await Promise.all([
+      ledger.listPaymentEvents(paymentId),
+      ledger.listStateChanges(paymentId),
+    ]);
+    const timeline = [
+      ...storedEvents.map((event) => ({
+        at: event.processedAt,
+        entry: 'event' as const,
+        eventId: event.eventId,
+        source: event.source,
+        type: event.type,
+        statusCode: event.statusCode,
+        statusCodeChangeDateTime: event.changeTime,
+        outcome: event.outcome,
+        reason: event.reason,
+        deliveries: event.deliveries,
+        receivedAt: new Date(event.receivedAt).toISOString(),
+      })),
+      ...changes.map((change) => ({
+        at: change.at,
+        entry: 'change' as const,
+        kind: change.kind,
+        fromStage: change.fromStage,
+        toStage: change.toStage,
+        fromStatusCode: change.fromStatusCode,
+        toStatusCode: change.toStatusCode,
+        cause: change.cause,
+      })),
+    ]
+      // Stable sort: within one millisecond an event stays before the change it caused.
+      .sort((a, b) => a.at - b.at)
+      .map(({ at, ...entry }) => ({ ...entry, at: new Date(at).toISOString() }));
+    res.json({ paymentId, timeline });
+  });
+
   return router;
 }

@@ -29,6 +29,8 @@ async function main() {
     failureWindowMs: config.webhook.failureWindowMs,
     trustProxy: config.webhook.trustProxy,
     apiTokens: config.api.tokens,
+    releaseOn: config.fulfilment.releaseOn,
+    defaultFulfilmentDelayMs: config.fulfilment.defaultDelayMs,
     queue,
     ledger,
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },

@@ -10,7 +10,14 @@ export type {
   StoredEvent,
   StateChange,
   Refund,
+  PaymentRegistration,
+  RegisterResult,
+  ReleaseResult,
+  ChangeWithPayment,
+  LedgerCounts,
 } from './ledger';
+export { decideRelease, classifyDecline, REVERSING_STAGES, DECLINE_CATEGORIES } from './fulfilment';
+export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory } from './fulfilment';
 export { readWebhookEvent, readPaymentPayload, paymentBaseOf, PORTAL_TEST_PAYMENT_ID } from './observation';
 export type {
   Observation,
@@ -23,5 +30,5 @@ export { decide } from './decide';
 export type { Decision, HeldStatus, ObservedStatus } from './decide';
 export { classifyStatusCode, STATUS_CODES, STAGES, STAGE_INFO, ALLOWED_EXITS } from './status-table';
 export type { Stage, Classification } from './status-table';
-export { EVENT_OUTCOMES } from './schema';
-export type { EventOutcome } from './schema';
+export { EVENT_OUTCOMES, CHANGE_KINDS } from './schema';
+export type { EventOutcome, ChangeKind } from './schema';

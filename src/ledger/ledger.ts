@@ -1,5 +1,7 @@
+import type { ReleaseDecision, ReleaseOn } from './fulfilment';
 import type { Reading, ObservationSource } from './observation';
 import type { EventOutcome, events, payments, refunds, stateChanges } from './schema';
+import type { Stage } from './status-table';
 
 /** The raw event as it reached us, kept for audit and for a replay that re-verifies its signature. */
 export interface EventRecord {
@@ -25,7 +27,37 @@ export interface ApplyResult {
   paymentId: string | null;
   /** Whether the payment's state (stage, statusCode or totals) changed. */
   stateChanged: boolean;
+  /** The goods were released and this event moved the payment to refunded, cancelled or reversed. */
+  reversedAfterRelease: boolean;
   reason: string;
+}
+
+/** What the shop tells us right after its CreatePayment call. */
+export interface PaymentRegistration {
+  paymentId: string;
+  merchantReference: string;
+  amount: number;
+  currency: string;
+  fulfilmentDueAt: number;
+  /** Whether the caller gave fulfilmentDueAt (a default is not compared on a repeated registration). */
+  fulfilmentDueAtGiven: boolean;
+}
+
+export type RegisterResult =
+  | { outcome: 'registered' | 'already_registered'; payment: PaymentView }
+  | { outcome: 'conflict'; payment: PaymentView; conflicts: string[] };
+
+export type ReleaseResult =
+  | { outcome: 'released' | 'already_released'; payment: PaymentView }
+  | { outcome: 'not_releasable'; payment: PaymentView; decision: ReleaseDecision }
+  | { outcome: 'not_found' };
+
+export type ChangeWithPayment = StateChange & { payment: Payment };
+
+export interface LedgerCounts {
+  eventsByOutcome: Partial<Record<EventOutcome, number>>;
+  paymentsByStage: Partial<Record<Stage, number>>;
+  reversedAfterRelease: number;
 }
 
 export type Payment = typeof payments.$inferSelect;
@@ -48,6 +80,13 @@ export interface Ledger {
   /** Records an event whose processing exhausted its attempts, with the last error. */
   recordFailedEvent(event: EventRecord, error: string): Promise<void>;
   getPayment(paymentId: string): Promise<PaymentView | undefined>;
+  registerPayment(registration: PaymentRegistration): Promise<RegisterResult>;
+  /** Records that the goods were shipped, when the payment is releasable under `releaseOn`. */
+  releasePayment(paymentId: string, releaseOn: ReleaseOn): Promise<ReleaseResult>;
+  listPaymentsByMerchantReference(merchantReference: string): Promise<PaymentView[]>;
+  /** State changes after `afterSeq`, in commit order. */
+  listChanges(afterSeq: number, limit: number): Promise<ChangeWithPayment[]>;
+  counts(): Promise<LedgerCounts>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   listPaymentEvents(paymentId: string): Promise<StoredEvent[]>;
   listStateChanges(paymentId: string): Promise<StateChange[]>;

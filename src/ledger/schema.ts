@@ -18,6 +18,10 @@ export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
 
 export const OBSERVATION_SOURCES = ['webhook', 'poll', 'replay'] as const;
 
+/** What a change-feed entry records: a status, a refund total, or a fulfilment fact. */
+export const CHANGE_KINDS = ['status', 'refund', 'registered', 'released', 'reversed_after_release'] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
+
 export const payments = sqliteTable(
   'payments',
   {
@@ -40,6 +44,12 @@ export const payments = sqliteTable(
     errorsJson: text('errors_json'),
     changeTime: text('change_time'),
     lastSource: text('last_source', { enum: OBSERVATION_SOURCES }),
+    /** When the goods are due; set by registration (POST /v1/payments). */
+    fulfilmentDueAt: epochMs('fulfilment_due_at'),
+    registeredAt: epochMs('registered_at'),
+    releasedAt: epochMs('released_at'),
+    /** Released goods whose payment later moved to refunded, cancelled or reversed. */
+    reversedAfterRelease: flag('reversed_after_release').notNull().default(false),
     firstSeenAt: epochMs('first_seen_at').notNull(),
     updatedAt: epochMs('updated_at').notNull(),
   },
@@ -92,6 +102,7 @@ export const stateChanges = sqliteTable(
       .notNull()
       .references(() => payments.id),
     eventSeq: integer('event_seq').references(() => events.seq),
+    kind: text('kind', { enum: CHANGE_KINDS }).notNull().default('status'),
     fromStage: text('from_stage', { enum: STAGES }),
     toStage: text('to_stage', { enum: STAGES }).notNull(),
     fromStatusCode: integer('from_status_code'),

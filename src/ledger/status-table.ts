@@ -4,6 +4,7 @@
  * the payment keeps (authorised or captured), never to a failed payment.
  */
 export const STAGES = [
+  'expected',
   'created',
   'pending_authorisation',
   'authorised',
@@ -29,6 +30,8 @@ interface StageInfo {
 }
 
 export const STAGE_INFO: Record<Stage, StageInfo> = {
+  // Registered by the shop, no status from the platform yet.
+  expected: { rank: -10, final: false },
   created: { rank: 0, final: false },
   pending_authorisation: { rank: 10, final: false },
   authorised: { rank: 20, final: false },

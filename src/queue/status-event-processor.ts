@@ -63,6 +63,9 @@ export function createStatusEventProcessor(ledger: Ledger, log: Logger) {
       log.warn('status event invalid', { ...fields, reason: result.reason });
       throw new InvalidStatusEventError(result.reason);
     }
+    if (result.reversedAfterRelease) {
+      log.warn('released goods reversed: payment refunded, cancelled or charged back after release', fields);
+    }
     if (result.outcome === 'unknown_code')
       log.warn('unknown statusCode recorded', { ...fields, reason: result.reason });
     else log.info('status event processed', { ...fields, stateChanged: result.stateChanged });

@@ -46,6 +46,8 @@ export async function buildWeb(
     failureLimit: 5,
     failureWindowMs: 60_000,
     apiTokens: [API_TOKEN, 'test-token-2'],
+    releaseOn: 'captured',
+    defaultFulfilmentDelayMs: 15 * 60_000,
     queue,
     ledger,
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+export const zPaymentId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 letters, digits, "_" or "-"');
+
+/** POST /v1/payments: what the shop knows right after its CreatePayment call. */
+export const zRegisterPaymentBody = z.strictObject({
+  paymentId: zPaymentId,
+  merchantReference: z.string().min(1).max(128),
+  amount: z.number().int().nonnegative(),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code such as EUR'),
+  fulfilmentDueAt: z.iso.datetime({ offset: true }).optional(),
+});
+export type RegisterPaymentBody = z.infer<typeof zRegisterPaymentBody>;
+
+export const zPaymentsQuery = z.strictObject({
+  merchantReference: z.string().min(1).max(128),
+});
+
+export const zChangesQuery = z.strictObject({
+  after: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  wait: z.coerce.number().int().min(0).max(30).default(0),
+});
+export type ChangesQuery = z.infer<typeof zChangesQuery>;

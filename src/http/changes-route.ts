@@ -1,0 +1,75 @@
+import express, { type Router } from 'express';
+import { zChangesQuery } from '../../schemas';
+import type { ChangeWithPayment, Ledger, ReleaseOn } from '../ledger';
+import { sendError, sendInvalidRequest } from './http-error';
+import { paymentJson } from './payment-json';
+
+export interface ChangesRouteOptions {
+  ledger: Ledger;
+  releaseOn: ReleaseOn;
+  /** How often a long-poll looks for new changes (the writer is another process). @defaultValue 200 */
+  pollIntervalMs?: number;
+}
+
+/** Cursors are opaque to clients; "0" (or none) means from the start. */
+export function encodeCursor(seq: number): string {
+  return Buffer.from(`c${seq}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): number | undefined {
+  if (cursor === undefined || cursor === '0') return 0;
+  const match = /^c(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The change feed. SQLite has one writer at a time and a change's seq is taken inside its transaction, so
+ * seq order is commit order: a reader that resumes after the last seq it saw never skips or repeats a change.
+ */
+export function createChangesRouter(options: ChangesRouteOptions): Router {
+  const { ledger, releaseOn } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const router = express.Router();
+
+  const changeJson = (change: ChangeWithPayment) => ({
+    cursor: encodeCursor(change.seq),
+    kind: change.kind,
+    paymentId: change.paymentId,
+    fromStage: change.fromStage,
+    toStage: change.toStage,
+    fromStatusCode: change.fromStatusCode,
+    toStatusCode: change.toStatusCode,
+    cause: change.cause,
+    at: new Date(change.at).toISOString(),
+    payment: paymentJson(change.payment, releaseOn),
+  });
+
+  router.get('/v1/changes', async (req, res) => {
+    const query = zChangesQuery.safeParse(req.query);
+    if (!query.success) return sendInvalidRequest(res, query.error);
+    const after = decodeCursor(query.data.after);
+    if (after === undefined) {
+      return sendError(
+        res,
+        400,
+        'invalid_cursor',
+        'after: not a cursor this feed gave out (use "0" to start)',
+      );
+    }
+    let gone = false;
+    req.on('close', () => (gone = true));
+    const deadline = Date.now() + query.data.wait * 1000;
+    let changes = await ledger.listChanges(after, query.data.limit);
+    while (changes.length === 0 && Date.now() < deadline && !gone) {
+      await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
+      changes = await ledger.listChanges(after, query.data.limit);
+    }
+    if (gone) return;
+    const last = changes.at(-1);
+    res.json({
+      changes: changes.map(changeJson),
+      next: encodeCursor(last ? last.seq : after),
+    });
+  });
+  return router;
+}
