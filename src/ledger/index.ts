@@ -17,7 +17,7 @@ export type {
   LedgerCounts,
 } from './ledger';
 export { decideRelease, classifyDecline, REVERSING_STAGES, DECLINE_CATEGORIES } from './fulfilment';
-export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory } from './fulfilment';
+export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory, ReleaseFacts } from './fulfilment';
 export { readWebhookEvent, readPaymentPayload, paymentBaseOf, PORTAL_TEST_PAYMENT_ID } from './observation';
 export type {
   Observation,
