@@ -1,13 +1,22 @@
-import { and, asc, desc, eq, inArray, isNull, sql, sum } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, sql, sum } from 'drizzle-orm';
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { decide, type Decision } from './decide';
 import { REVERSING_STAGES } from './fulfilment';
 import type { ApplyInput, ApplyResult, EventRecord, Payment } from './ledger';
 import { paymentBaseOf, type PaymentObservation, type RefundObservation } from './observation';
+import { STATUS_CODES, type Stage } from './status-table';
 import type * as schema from './schema';
 import { events, payments, refunds, stateChanges, type ChangeKind, type EventOutcome } from './schema';
 
 export type Db = BetterSQLite3Database<typeof schema>;
+
+const CAPTURED_LINE: readonly Stage[] = [
+  'captured',
+  'deletion_pending',
+  'refund_pending',
+  'refunded',
+  'reversed',
+];
 
 /** Events in these outcomes may be processed again under the same envelope id (retry after a fix). */
 const RETRYABLE_OUTCOMES: readonly EventOutcome[] = ['invalid', 'failed'];
@@ -102,8 +111,9 @@ export function applyInTransaction(tx: Db, input: ApplyInput, at: number): Apply
     : applyRefund(tx, event, observation, at, exists);
 }
 
-function outcomeOf(decision: Decision, knownCode: boolean): ApplyResult['outcome'] {
-  if (!knownCode) return 'unknown_code';
+/** An unknown code keeps its own outcome, applied or not, so that it is always counted. */
+function outcomeOf(decision: Decision, statusCode: number): ApplyResult['outcome'] {
+  if (STATUS_CODES[statusCode] === undefined) return 'unknown_code';
   return decision.verdict === 'apply' ? 'applied' : decision.verdict;
 }
 
@@ -116,13 +126,13 @@ function applyPayment(
 ): ApplyResult {
   const held = tx.select().from(payments).where(eq(payments.id, observation.paymentId)).get();
   const decision = decide(held, observation);
-  const knownCode = decision.verdict !== 'apply' || decision.next.stage !== 'unknown';
-  const outcome = outcomeOf(decision, knownCode);
+  const outcome = outcomeOf(decision, observation.statusCode);
 
   let stateChanged = false;
   if (decision.verdict === 'apply') {
     const next = decision.next;
-    const reachesCapture = next.stage === 'captured' && (held?.capturedTotal ?? 0) === 0;
+    // Stages past a capture imply one, even when the capture event itself arrives late and is superseded.
+    const reachesCapture = CAPTURED_LINE.includes(next.stage) && (held?.capturedTotal ?? 0) === 0;
     const status = {
       statusCode: observation.statusCode,
       status: observation.status,
@@ -238,8 +248,7 @@ function applyRefund(
   const payment = findRefundedPayment(tx, observation);
   const held = tx.select().from(refunds).where(eq(refunds.id, observation.refundId)).get();
   const decision = decide(held, observation);
-  const knownCode = decision.verdict !== 'apply' || decision.next.stage !== 'unknown';
-  const outcome = outcomeOf(decision, knownCode);
+  const outcome = outcomeOf(decision, observation.statusCode);
   const paymentId = payment?.id ?? held?.paymentId ?? null;
 
   if (decision.verdict === 'apply') {
@@ -326,19 +335,27 @@ function recomputeRefundedTotal(
   return true;
 }
 
-function linkWaitingRefunds(tx: Db, paymentId: string, at: number) {
-  const linked = tx
-    .update(refunds)
-    .set({ paymentId })
-    .where(and(eq(refunds.paymentBase, paymentBaseOf(paymentId)), isNull(refunds.paymentId)))
-    .run().changes;
-  if (linked === 0) return;
-  const linkedRefundIds = tx.select({ id: refunds.id }).from(refunds).where(eq(refunds.paymentId, paymentId));
-  tx.update(events)
-    .set({ paymentId })
-    .where(and(inArray(events.refundId, linkedRefundIds), isNull(events.paymentId)))
-    .run();
-  recomputeRefundedTotal(tx, paymentId, at, null, `linked ${linked} refund(s) that arrived first`);
+/**
+ * Refunds that arrived before their payment: those waiting for any payment, and those a merchant-reference
+ * fallback gave to another attempt of the same order. A refund belongs to the payment of its own id base.
+ */
+export function linkWaitingRefunds(tx: Db, paymentId: string, at: number): void {
+  const base = paymentBaseOf(paymentId);
+  const toLink = tx
+    .select({ id: refunds.id, previous: refunds.paymentId })
+    .from(refunds)
+    .where(eq(refunds.paymentBase, base))
+    .all()
+    .filter((refund) => refund.previous === null || paymentBaseOf(refund.previous) !== base);
+  if (toLink.length === 0) return;
+  const ids = toLink.map((refund) => refund.id);
+  tx.update(refunds).set({ paymentId }).where(inArray(refunds.id, ids)).run();
+  tx.update(events).set({ paymentId }).where(inArray(events.refundId, ids)).run();
+  const previous = new Set(toLink.map((refund) => refund.previous).filter((id) => id !== null));
+  for (const other of previous) {
+    recomputeRefundedTotal(tx, other, at, null, `refund(s) moved to ${paymentId}, their own id base`);
+  }
+  recomputeRefundedTotal(tx, paymentId, at, null, `linked ${ids.length} refund(s) that arrived first`);
 }
 
 type ChangeRow = typeof stateChanges.$inferInsert & { kind: ChangeKind };

@@ -3,7 +3,7 @@ import { decideRelease, type ReleaseDecision, type ReleaseOn } from './fulfilmen
 import type { PaymentRegistration } from './ledger';
 import { paymentBaseOf } from './observation';
 import { payments } from './schema';
-import { recordChange, type Db } from './sqlite-apply';
+import { linkWaitingRefunds, recordChange, type Db } from './sqlite-apply';
 import { STAGE_INFO } from './status-table';
 
 type RegisterOutcome =
@@ -36,6 +36,7 @@ export function registerInTransaction(
       })
       .run();
     recordRegistration(tx, registration.paymentId, 'expected', null, at);
+    linkWaitingRefunds(tx, registration.paymentId, at);
     return { outcome: 'registered' };
   }
 

@@ -31,6 +31,21 @@ function migrationsFolder(): string {
   throw new Error(`no drizzle/ migrations folder found above ${__dirname}`);
 }
 
+/**
+ * drizzle's migrator reads the applied migrations before it takes the write lock, so processes starting together
+ * on a new file can both try the same migration; the loser fails, and on a second pass finds it applied.
+ */
+function migrateWithRetry(db: Db, attempts = 5): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      migrate(db, { migrationsFolder: migrationsFolder() });
+      return;
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
+  }
+}
+
 export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
   const sqlite = new Database(options.path);
@@ -39,7 +54,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   const db = drizzle(sqlite, { schema });
-  migrate(db, { migrationsFolder: migrationsFolder() });
+  migrateWithRetry(db);
   const now = options.now ?? Date.now;
 
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
