@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const FIXTURES = path.join(__dirname, '../../../shared/fixtures');
+export const FIXTURES = path.join(__dirname, '../fixtures');
 
 export function fixture(name: string): Buffer {
   return fs.readFileSync(path.join(FIXTURES, name));

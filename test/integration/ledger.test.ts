@@ -12,7 +12,7 @@ import {
   type PaymentView,
 } from '../../src/ledger';
 
-const FIXTURES = path.join(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.join(__dirname, '../fixtures');
 const REPO_ROOT = path.join(__dirname, '../..');
 
 interface StatusOutput {

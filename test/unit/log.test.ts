@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { createLogger, scrubForLog, type Logger } from '../../src/log';
 
-const FIXTURES = path.join(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.join(__dirname, '../fixtures');
 
 const PAN = '4111111111111111';
 const SPACED_PAN = '4111 1111 1111 1111';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseWebhookBody, zWebhookEvent } from '../../schemas';
 
-const FIXTURES = path.join(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.join(__dirname, '../fixtures');
 
 function fixtureJson(file: string): Record<string, unknown> {
   return JSON.parse(readFileSync(path.join(FIXTURES, file), 'utf8')) as Record<string, unknown>;

@@ -12,7 +12,7 @@ import {
   type SignatureErrorReason,
 } from '../../src/platform/webhook-signature';
 
-const FIXTURES = path.join(__dirname, '../../../shared/fixtures');
+const FIXTURES = path.join(__dirname, '../fixtures');
 
 type WebhookVector = {
   file: string;
