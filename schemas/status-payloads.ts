@@ -56,3 +56,16 @@ export const zRefundPayload = z.looseObject({
     .optional(),
 });
 export type RefundPayload = z.infer<typeof zRefundPayload>;
+
+/** One entry of GetPaymentDetails `Operations`: an authorisation, capture, refund or cancel. */
+export const zOperation = z.looseObject({
+  id: z.string().min(1).max(64),
+  status: z.string().optional(),
+  statusOutput: zStatusOutput,
+  amountOfMoney: zAmountOfMoney.optional(),
+  references: zReferences.optional(),
+});
+
+export const zPaymentDetailsOperations = z.looseObject({
+  Operations: z.array(zOperation).optional(),
+});

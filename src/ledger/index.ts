@@ -15,10 +15,20 @@ export type {
   ReleaseResult,
   ChangeWithPayment,
   LedgerCounts,
+  DueCheck,
+  Drift,
 } from './ledger';
 export { decideRelease, classifyDecline, REVERSING_STAGES, DECLINE_CATEGORIES } from './fulfilment';
 export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory, ReleaseFacts } from './fulfilment';
-export { readWebhookEvent, readPaymentPayload, paymentBaseOf, PORTAL_TEST_PAYMENT_ID } from './observation';
+export {
+  readWebhookEvent,
+  readPaymentPayload,
+  readPaymentDetails,
+  paymentBaseOf,
+  PORTAL_TEST_PAYMENT_ID,
+} from './observation';
+export { planNextCheck, DEFAULT_CHECK_POLICY } from './check-schedule';
+export type { CheckPolicy, CheckFacts, CheckPlan } from './check-schedule';
 export type {
   Observation,
   PaymentObservation,

@@ -1,6 +1,6 @@
 import type { ReleaseDecision, ReleaseOn } from './fulfilment';
 import type { Reading, ObservationSource } from './observation';
-import type { EventOutcome, events, payments, refunds, stateChanges } from './schema';
+import type { drifts, EventOutcome, events, payments, refunds, stateChanges } from './schema';
 import type { Stage } from './status-table';
 
 /** The raw event as it reached us, kept for audit and for a replay that re-verifies its signature. */
@@ -29,6 +29,8 @@ export interface ApplyResult {
   stateChanged: boolean;
   /** The goods were released and this event moved the payment to refunded, cancelled or reversed. */
   reversedAfterRelease: boolean;
+  /** The reconciler gave up on this payment with this event: it needs a human. */
+  stale: boolean;
   reason: string;
 }
 
@@ -58,7 +60,17 @@ export interface LedgerCounts {
   eventsByOutcome: Partial<Record<EventOutcome, number>>;
   paymentsByStage: Partial<Record<Stage, number>>;
   reversedAfterRelease: number;
+  stale: number;
+  drifts: number;
 }
+
+export interface DueCheck {
+  paymentId: string;
+  checkAttempts: number;
+  nextCheckAt: number;
+}
+
+export type Drift = typeof drifts.$inferSelect;
 
 export type Payment = typeof payments.$inferSelect;
 export type StoredEvent = typeof events.$inferSelect;
@@ -87,6 +99,11 @@ export interface Ledger {
   /** State changes after `afterSeq`, in commit order. */
   listChanges(afterSeq: number, limit: number): Promise<ChangeWithPayment[]>;
   counts(): Promise<LedgerCounts>;
+  /** Payments whose check is due at `now`, oldest first (reads only due rows, through the index). */
+  listDueChecks(now: number, limit: number): Promise<DueCheck[]>;
+  /** Records a poll the platform answered 404 (it does not know the payment): the ladder climbs on. */
+  recordPollMiss(paymentId: string, reason: string): Promise<{ stale: boolean }>;
+  listDrifts(paymentId?: string): Promise<Drift[]>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   listPaymentEvents(paymentId: string): Promise<StoredEvent[]>;
   listStateChanges(paymentId: string): Promise<StateChange[]>;

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import {
+  zPaymentDetailsOperations,
   zPaymentPayload,
   zRefundPayload,
   type PaymentPayload,
@@ -28,6 +29,10 @@ export interface PaymentObservation extends StatusFields {
   acquiredAmount: number | null;
   /** `statusOutput.errors` as JSON, kept for the decline reason. */
   errorsJson: string | null;
+  /** From GetPaymentDetails `Operations`: the captured total (null when the answer has no Operations). */
+  capturedFromOperations: number | null;
+  /** From GetPaymentDetails `Operations`: the refunds the platform holds. Webhooks carry none. */
+  refunds: RefundObservation[];
 }
 
 export interface RefundObservation extends StatusFields {
@@ -99,8 +104,47 @@ export function readPaymentPayload(payment: unknown, prefix = 'payment'): Readin
       isRefundable: so.isRefundable ?? null,
       acquiredAmount: p.paymentOutput?.acquiredAmount?.amount ?? null,
       errorsJson: so.errors?.length ? JSON.stringify(so.errors) : null,
+      capturedFromOperations: null,
+      refunds: [],
     },
   };
+}
+
+const CAPTURED_CODES = new Set([9, 95]);
+const REFUND_CODES = new Set([8, 81, 82, 83, 85, 94, 96]);
+
+/**
+ * Reads a GetPaymentDetails answer: the payment itself plus `Operations` (capital O on the wire), one entry per
+ * authorisation, capture, refund or cancel. Captured and refunded totals are sums over them, which repairs
+ * captures and refunds that no webhook reported.
+ */
+export function readPaymentDetails(details: unknown): Reading {
+  const reading = readPaymentPayload(details, 'details');
+  if (reading.kind !== 'observation' || reading.observation.kind !== 'payment') return reading;
+  const parsed = zPaymentDetailsOperations.safeParse(details);
+  if (!parsed.success) return { kind: 'invalid', reason: describeIssue('details', parsed.error) };
+  const operations = parsed.data.Operations;
+  if (operations === undefined) return reading;
+  const payment = reading.observation;
+  const base = paymentBaseOf(payment.paymentId);
+  let captured = 0;
+  const refunds: RefundObservation[] = [];
+  for (const operation of operations) {
+    const code = operation.statusOutput.statusCode;
+    if (CAPTURED_CODES.has(code)) captured += operation.amountOfMoney?.amount ?? 0;
+    if (REFUND_CODES.has(code)) {
+      refunds.push({
+        kind: 'refund',
+        refundId: operation.id,
+        paymentBase: base,
+        ...statusFields(operation, {
+          amountOfMoney: operation.amountOfMoney,
+          references: operation.references,
+        }),
+      });
+    }
+  }
+  return { kind: 'observation', observation: { ...payment, capturedFromOperations: captured, refunds } };
 }
 
 function readRefundPayload(refund: unknown): Reading {

@@ -19,7 +19,14 @@ export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
 export const OBSERVATION_SOURCES = ['webhook', 'poll', 'replay'] as const;
 
 /** What a change-feed entry records: a status, a refund total, or a fulfilment fact. */
-export const CHANGE_KINDS = ['status', 'refund', 'registered', 'released', 'reversed_after_release'] as const;
+export const CHANGE_KINDS = [
+  'status',
+  'refund',
+  'registered',
+  'released',
+  'reversed_after_release',
+  'stale',
+] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 export const payments = sqliteTable(
@@ -50,12 +57,19 @@ export const payments = sqliteTable(
     releasedAt: epochMs('released_at'),
     /** Released goods whose payment later moved to refunded, cancelled or reversed. */
     reversedAfterRelease: flag('reversed_after_release').notNull().default(false),
+    /** When the reconciler should next ask the platform; null when the status is conclusive. */
+    nextCheckAt: epochMs('next_check_at'),
+    /** Polls made since the last conclusive status: the step on the escalating delay ladder. */
+    checkAttempts: integer('check_attempts').notNull().default(0),
+    /** Set when the reconciler gave up (RECONCILE_GIVE_UP): a human must look. */
+    staleAt: epochMs('stale_at'),
     firstSeenAt: epochMs('first_seen_at').notNull(),
     updatedAt: epochMs('updated_at').notNull(),
   },
   (t) => [
     index('payments_base_idx').on(t.base),
     index('payments_merchant_reference_idx').on(t.merchantReference),
+    index('payments_next_check_idx').on(t.nextCheckAt),
   ],
 );
 
@@ -131,4 +145,21 @@ export const refunds = sqliteTable(
     updatedAt: epochMs('updated_at').notNull(),
   },
   (t) => [index('refunds_payment_idx').on(t.paymentId), index('refunds_base_idx').on(t.paymentBase)],
+);
+
+/** What a poll found that no webhook had said: both views, for a human and for the drift count. */
+export const drifts = sqliteTable(
+  'drifts',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    paymentId: text('payment_id')
+      .notNull()
+      .references(() => payments.id),
+    eventSeq: integer('event_seq').references(() => events.seq),
+    ledgerView: text('ledger_view').notNull(),
+    platformView: text('platform_view').notNull(),
+    summary: text('summary').notNull(),
+    at: epochMs('at').notNull(),
+  },
+  (t) => [index('drifts_payment_idx').on(t.paymentId)],
 );

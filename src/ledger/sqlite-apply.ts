@@ -1,15 +1,28 @@
-import { and, asc, desc, eq, inArray, sql, sum } from 'drizzle-orm';
-import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { eq, sql } from 'drizzle-orm';
+import type { CheckPolicy } from './check-schedule';
 import { decide, type Decision } from './decide';
-import { REVERSING_STAGES } from './fulfilment';
 import type { ApplyInput, ApplyResult, EventRecord, Payment } from './ledger';
 import { paymentBaseOf, type PaymentObservation, type RefundObservation } from './observation';
+import { events, payments, type EventOutcome } from './schema';
+import {
+  flagReversalAfterRelease,
+  recordChange,
+  recordDrift,
+  recordFactChange,
+  scheduleNextCheck,
+} from './sqlite-changes';
+import { writeEvent, type Db } from './sqlite-events';
+import {
+  findRefundedPayment,
+  linkWaitingRefunds,
+  recomputeRefundedTotal,
+  upsertRefund,
+} from './sqlite-refunds';
 import { STATUS_CODES, type Stage } from './status-table';
-import type * as schema from './schema';
-import { events, payments, refunds, stateChanges, type ChangeKind, type EventOutcome } from './schema';
 
-export type Db = BetterSQLite3Database<typeof schema>;
+export type { Db } from './sqlite-events';
 
+/** Stages past a capture: they imply one, even when the capture event itself arrives late and is superseded. */
 const CAPTURED_LINE: readonly Stage[] = [
   'captured',
   'deletion_pending',
@@ -21,58 +34,13 @@ const CAPTURED_LINE: readonly Stage[] = [
 /** Events in these outcomes may be processed again under the same envelope id (retry after a fix). */
 const RETRYABLE_OUTCOMES: readonly EventOutcome[] = ['invalid', 'failed'];
 
-export function eventColumns(event: EventRecord) {
-  return {
-    eventId: event.eventId,
-    source: event.source,
-    type: event.type,
-    keyId: event.keyId,
-    signature: event.signature,
-    rawBody: event.rawBody,
-    rawIndex: event.rawIndex,
-    rawBytes: event.rawBody === null ? null : Buffer.byteLength(event.rawBody),
-    receivedAt: event.receivedAt,
-  };
-}
-
-interface EventResult {
-  outcome: EventOutcome;
-  reason: string;
-  paymentId: string | null;
-  refundId?: string | null;
-  statusCode?: number | null;
-  changeTime?: string | null;
-}
-
-/** Inserts the event row, or rewrites a retryable one (invalid/failed) now that it has been processed again. */
-function writeEvent(tx: Db, event: EventRecord, result: EventResult, at: number, exists: boolean): number {
-  const columns = {
-    ...eventColumns(event),
-    paymentId: result.paymentId,
-    refundId: result.refundId ?? null,
-    statusCode: result.statusCode ?? null,
-    changeTime: result.changeTime ?? null,
-    outcome: result.outcome,
-    reason: result.reason,
-    processedAt: at,
-  };
-  const row = exists
-    ? tx
-        .update(events)
-        .set(columns)
-        .where(eq(events.eventId, event.eventId))
-        .returning({ seq: events.seq })
-        .get()
-    : tx.insert(events).values(columns).returning({ seq: events.seq }).get();
-  if (!row) throw new Error(`event ${event.eventId} could not be written`);
-  return row.seq;
-}
+const NOTHING_CHANGED = { stateChanged: false, reversedAfterRelease: false, stale: false } as const;
 
 /**
  * The dedupe gate, then the decision, then the writes — in one IMMEDIATE transaction, so two workers can never
  * both pass the gate for the same envelope id or interleave on one payment.
  */
-export function applyInTransaction(tx: Db, input: ApplyInput, at: number): ApplyResult {
+export function applyInTransaction(tx: Db, input: ApplyInput, at: number, policy: CheckPolicy): ApplyResult {
   const { event, reading } = input;
   const existing = tx
     .select({ outcome: events.outcome, paymentId: events.paymentId })
@@ -87,8 +55,7 @@ export function applyInTransaction(tx: Db, input: ApplyInput, at: number): Apply
     return {
       outcome: 'duplicate',
       paymentId: existing.paymentId,
-      stateChanged: false,
-      reversedAfterRelease: false,
+      ...NOTHING_CHANGED,
       reason: 'event id already recorded',
     };
   }
@@ -97,18 +64,12 @@ export function applyInTransaction(tx: Db, input: ApplyInput, at: number): Apply
   if (reading.kind !== 'observation') {
     const outcome = reading.kind === 'ignored' ? 'ignored' : 'invalid';
     writeEvent(tx, event, { outcome, reason: reading.reason, paymentId: null }, at, exists);
-    return {
-      outcome,
-      paymentId: null,
-      stateChanged: false,
-      reversedAfterRelease: false,
-      reason: reading.reason,
-    };
+    return { outcome, paymentId: null, ...NOTHING_CHANGED, reason: reading.reason };
   }
   const observation = reading.observation;
   return observation.kind === 'payment'
-    ? applyPayment(tx, event, observation, at, exists)
-    : applyRefund(tx, event, observation, at, exists);
+    ? applyPayment(tx, event, observation, at, exists, policy)
+    : applyRefund(tx, event, observation, at, exists, policy);
 }
 
 /** An unknown code keeps its own outcome, applied or not, so that it is always counted. */
@@ -117,62 +78,74 @@ function outcomeOf(decision: Decision, statusCode: number): ApplyResult['outcome
   return decision.verdict === 'apply' ? 'applied' : decision.verdict;
 }
 
+function writeStatus(
+  tx: Db,
+  held: Payment | undefined,
+  observation: PaymentObservation,
+  decision: Decision,
+  source: EventRecord['source'],
+  at: number,
+) {
+  if (decision.verdict !== 'apply') {
+    const fill = held ? missingDescriptiveFields(held, observation) : {};
+    if (held && Object.keys(fill).length) tx.update(payments).set(fill).where(eq(payments.id, held.id)).run();
+    return;
+  }
+  const next = decision.next;
+  const reachesCapture = CAPTURED_LINE.includes(next.stage) && (held?.capturedTotal ?? 0) === 0;
+  const status = {
+    statusCode: observation.statusCode,
+    status: observation.status,
+    statusCategory: observation.statusCategory,
+    stage: next.stage,
+    rank: next.rank,
+    uncertain: next.uncertain,
+    isAuthorized: observation.isAuthorized,
+    isCancellable: observation.isCancellable,
+    isRefundable: observation.isRefundable,
+    errorsJson: observation.errorsJson,
+    changeTime: observation.changeTime,
+    lastSource: source,
+    updatedAt: at,
+    ...(reachesCapture ? { capturedTotal: observation.acquiredAmount ?? observation.amount ?? 0 } : {}),
+  };
+  if (held) {
+    tx.update(payments)
+      .set({ ...status, ...missingDescriptiveFields(held, observation) })
+      .where(eq(payments.id, held.id))
+      .run();
+    return;
+  }
+  tx.insert(payments)
+    .values({
+      id: observation.paymentId,
+      base: paymentBaseOf(observation.paymentId),
+      merchantReference: observation.merchantReference,
+      amount: observation.amount,
+      currency: observation.currency,
+      firstSeenAt: at,
+      ...status,
+    })
+    .run();
+  linkWaitingRefunds(tx, observation.paymentId, at);
+}
+
 function applyPayment(
   tx: Db,
   event: EventRecord,
   observation: PaymentObservation,
   at: number,
   eventExists: boolean,
+  policy: CheckPolicy,
 ): ApplyResult {
-  const held = tx.select().from(payments).where(eq(payments.id, observation.paymentId)).get();
+  const paymentId = observation.paymentId;
+  const held = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
   const decision = decide(held, observation);
   const outcome = outcomeOf(decision, observation.statusCode);
-
-  let stateChanged = false;
-  if (decision.verdict === 'apply') {
-    const next = decision.next;
-    // Stages past a capture imply one, even when the capture event itself arrives late and is superseded.
-    const reachesCapture = CAPTURED_LINE.includes(next.stage) && (held?.capturedTotal ?? 0) === 0;
-    const status = {
-      statusCode: observation.statusCode,
-      status: observation.status,
-      statusCategory: observation.statusCategory,
-      stage: next.stage,
-      rank: next.rank,
-      uncertain: next.uncertain,
-      isAuthorized: observation.isAuthorized,
-      isCancellable: observation.isCancellable,
-      isRefundable: observation.isRefundable,
-      errorsJson: observation.errorsJson,
-      changeTime: observation.changeTime,
-      lastSource: event.source,
-      updatedAt: at,
-      ...(reachesCapture ? { capturedTotal: observation.acquiredAmount ?? observation.amount ?? 0 } : {}),
-    };
-    if (held) {
-      tx.update(payments)
-        .set({ ...status, ...missingDescriptiveFields(held, observation) })
-        .where(eq(payments.id, held.id))
-        .run();
-    } else {
-      tx.insert(payments)
-        .values({
-          id: observation.paymentId,
-          base: paymentBaseOf(observation.paymentId),
-          merchantReference: observation.merchantReference,
-          amount: observation.amount,
-          currency: observation.currency,
-          firstSeenAt: at,
-          ...status,
-        })
-        .run();
-      linkWaitingRefunds(tx, observation.paymentId, at);
-    }
-    stateChanged = !held || held.stage !== next.stage || held.statusCode !== observation.statusCode;
-  } else if (held) {
-    const fill = missingDescriptiveFields(held, observation);
-    if (Object.keys(fill).length) tx.update(payments).set(fill).where(eq(payments.id, held.id)).run();
-  }
+  writeStatus(tx, held, observation, decision, event.source, at);
+  const statusChanged =
+    decision.verdict === 'apply' &&
+    (!held || held.stage !== decision.next.stage || held.statusCode !== observation.statusCode);
 
   const eventSeq = writeEvent(
     tx,
@@ -180,17 +153,16 @@ function applyPayment(
     {
       outcome,
       reason: decision.reason,
-      paymentId: observation.paymentId,
+      paymentId,
       statusCode: observation.statusCode,
       changeTime: observation.changeTime,
     },
     at,
     eventExists,
   );
-  let reversedAfterRelease = false;
-  if (stateChanged && decision.verdict === 'apply') {
+  if (statusChanged && decision.verdict === 'apply') {
     recordChange(tx, {
-      paymentId: observation.paymentId,
+      paymentId,
       eventSeq,
       kind: 'status',
       fromStage: held?.stage ?? null,
@@ -200,15 +172,60 @@ function applyPayment(
       cause: `${event.source} ${event.type ?? 'observation'} ${event.eventId}: ${decision.reason}`,
       at,
     });
-    reversedAfterRelease = flagReversalAfterRelease(tx, observation.paymentId, eventSeq, at);
   }
-  return {
-    outcome,
-    paymentId: observation.paymentId,
-    stateChanged,
-    reversedAfterRelease,
-    reason: decision.reason,
-  };
+  const totalsChanged = applyOperations(tx, paymentId, observation, eventSeq, at);
+  const stateChanged = statusChanged || totalsChanged;
+  if (event.source === 'poll' && stateChanged) {
+    recordDrift(tx, {
+      paymentId,
+      eventSeq,
+      before: held,
+      summary: `poll found what no webhook said: ${decision.reason}`,
+      at,
+    });
+  }
+  const reversedAfterRelease = stateChanged && flagReversalAfterRelease(tx, paymentId, eventSeq, at);
+  // A duplicate or superseded webhook says nothing new: the schedule stays as it is. A poll always counts.
+  const polled = event.source === 'poll';
+  const stale = (stateChanged || polled) && scheduleNextCheck(tx, paymentId, at, policy, { polled });
+  return { outcome, paymentId, stateChanged, reversedAfterRelease, stale, reason: decision.reason };
+}
+
+/** GetPaymentDetails `Operations` are the platform's own totals: they repair missed captures and refunds. */
+function applyOperations(
+  tx: Db,
+  paymentId: string,
+  observation: PaymentObservation,
+  eventSeq: number,
+  at: number,
+) {
+  let changed = false;
+  for (const refund of observation.refunds) upsertRefund(tx, refund, paymentId, at);
+  if (observation.refunds.length) {
+    changed = recomputeRefundedTotal(
+      tx,
+      paymentId,
+      at,
+      eventSeq,
+      'refunds from GetPaymentDetails Operations',
+    );
+  }
+  const captured = observation.capturedFromOperations;
+  const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
+  if (captured !== null && payment && captured !== payment.capturedTotal) {
+    tx.update(payments)
+      .set({ capturedTotal: captured, updatedAt: at })
+      .where(eq(payments.id, paymentId))
+      .run();
+    recordFactChange(tx, payment, {
+      kind: 'status',
+      cause: `captured total ${payment.capturedTotal} → ${captured} from GetPaymentDetails Operations`,
+      eventSeq,
+      at,
+    });
+    changed = true;
+  }
+  return changed;
 }
 
 /** Descriptive fields never change a payment's standing; take them from any event when the ledger lacks them. */
@@ -221,61 +238,17 @@ function missingDescriptiveFields(held: Payment, observation: PaymentObservation
   return fill;
 }
 
-/** A refund names no payment: link it by the shared id base, else by merchant reference. */
-function findRefundedPayment(tx: Db, observation: RefundObservation): Payment | undefined {
-  const byBase = tx
-    .select()
-    .from(payments)
-    .where(eq(payments.base, observation.paymentBase))
-    .orderBy(desc(payments.capturedTotal), asc(payments.id))
-    .get();
-  if (byBase || observation.merchantReference === null) return byBase;
-  return tx
-    .select()
-    .from(payments)
-    .where(eq(payments.merchantReference, observation.merchantReference))
-    .orderBy(desc(payments.capturedTotal), asc(payments.id))
-    .get();
-}
-
 function applyRefund(
   tx: Db,
   event: EventRecord,
   observation: RefundObservation,
   at: number,
   eventExists: boolean,
+  policy: CheckPolicy,
 ): ApplyResult {
   const payment = findRefundedPayment(tx, observation);
-  const held = tx.select().from(refunds).where(eq(refunds.id, observation.refundId)).get();
-  const decision = decide(held, observation);
+  const { decision, paymentId } = upsertRefund(tx, observation, payment?.id ?? null, at);
   const outcome = outcomeOf(decision, observation.statusCode);
-  const paymentId = payment?.id ?? held?.paymentId ?? null;
-
-  if (decision.verdict === 'apply') {
-    const status = {
-      paymentId,
-      statusCode: observation.statusCode,
-      status: observation.status,
-      stage: decision.next.stage,
-      rank: decision.next.rank,
-      changeTime: observation.changeTime,
-      updatedAt: at,
-    };
-    if (held) {
-      tx.update(refunds).set(status).where(eq(refunds.id, held.id)).run();
-    } else {
-      tx.insert(refunds)
-        .values({
-          id: observation.refundId,
-          paymentBase: observation.paymentBase,
-          merchantReference: observation.merchantReference,
-          amount: observation.amount,
-          currency: observation.currency,
-          ...status,
-        })
-        .run();
-    }
-  }
   const eventSeq = writeEvent(
     tx,
     event,
@@ -292,101 +265,40 @@ function applyRefund(
     at,
     eventExists,
   );
-  const stateChanged =
-    paymentId !== null &&
-    recomputeRefundedTotal(tx, paymentId, at, eventSeq, `refund ${observation.refundId}: ${decision.reason}`);
+  if (paymentId === null) return { outcome, paymentId, ...NOTHING_CHANGED, reason: decision.reason };
+  const stateChanged = recomputeRefundedTotal(
+    tx,
+    paymentId,
+    at,
+    eventSeq,
+    `refund ${observation.refundId}: ${decision.reason}`,
+  );
   const reversedAfterRelease = stateChanged && flagReversalAfterRelease(tx, paymentId, eventSeq, at);
-  return { outcome, paymentId, stateChanged, reversedAfterRelease, reason: decision.reason };
+  // Partial refunds are only reliably totalled from Operations: ask the platform soon.
+  const stale = scheduleNextCheck(tx, paymentId, at, policy, { refundEvent: decision.verdict === 'apply' });
+  return { outcome, paymentId, stateChanged, reversedAfterRelease, stale, reason: decision.reason };
 }
 
-/**
- * The refunded total is a sum over refund rows (never an increment), so two refunds with equal amounts both
- * count and a re-delivered refund never counts twice.
- */
-function recomputeRefundedTotal(
+/** A poll the platform answered 404: recorded on the payment's timeline, and the ladder climbs on. */
+export function recordPollMissInTransaction(
   tx: Db,
   paymentId: string,
+  reason: string,
   at: number,
-  eventSeq: number | null,
-  cause: string,
-) {
+  policy: CheckPolicy,
+): { stale: boolean } {
   const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
-  if (!payment) return false;
-  const total = Number(
-    tx
-      .select({ total: sum(refunds.amount) })
-      .from(refunds)
-      .where(and(eq(refunds.paymentId, paymentId), eq(refunds.stage, 'refunded')))
-      .get()?.total ?? 0,
-  );
-  if (total === payment.refundedTotal) return false;
-  tx.update(payments).set({ refundedTotal: total, updatedAt: at }).where(eq(payments.id, paymentId)).run();
-  recordChange(tx, {
-    paymentId,
-    eventSeq,
-    kind: 'refund',
-    fromStage: payment.stage,
-    toStage: payment.stage,
-    fromStatusCode: payment.statusCode,
-    toStatusCode: payment.statusCode,
-    cause: `${cause}; refunded total ${payment.refundedTotal} → ${total}`,
-    at,
-  });
-  return true;
-}
-
-/**
- * Refunds that arrived before their payment: those waiting for any payment, and those a merchant-reference
- * fallback gave to another attempt of the same order. A refund belongs to the payment of its own id base.
- */
-export function linkWaitingRefunds(tx: Db, paymentId: string, at: number): void {
-  const base = paymentBaseOf(paymentId);
-  const toLink = tx
-    .select({ id: refunds.id, previous: refunds.paymentId })
-    .from(refunds)
-    .where(eq(refunds.paymentBase, base))
-    .all()
-    .filter((refund) => refund.previous === null || paymentBaseOf(refund.previous) !== base);
-  if (toLink.length === 0) return;
-  const ids = toLink.map((refund) => refund.id);
-  tx.update(refunds).set({ paymentId }).where(inArray(refunds.id, ids)).run();
-  tx.update(events).set({ paymentId }).where(inArray(events.refundId, ids)).run();
-  const previous = new Set(toLink.map((refund) => refund.previous).filter((id) => id !== null));
-  for (const other of previous) {
-    recomputeRefundedTotal(tx, other, at, null, `refund(s) moved to ${paymentId}, their own id base`);
-  }
-  recomputeRefundedTotal(tx, paymentId, at, null, `linked ${ids.length} refund(s) that arrived first`);
-}
-
-type ChangeRow = typeof stateChanges.$inferInsert & { kind: ChangeKind };
-
-/** Every change of a payment goes on the feed through here. */
-export function recordChange(tx: Db, change: ChangeRow): void {
-  tx.insert(stateChanges).values(change).run();
-}
-
-/**
- * Released goods whose payment then moves to refunded, cancelled or reversed (or has money refunded) need a
- * human: flag the payment once and put the fact on the change feed.
- */
-function flagReversalAfterRelease(tx: Db, paymentId: string, eventSeq: number | null, at: number): boolean {
-  const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
-  if (!payment || payment.releasedAt === null || payment.reversedAfterRelease) return false;
-  if (!REVERSING_STAGES.includes(payment.stage) && payment.refundedTotal === 0) return false;
-  tx.update(payments)
-    .set({ reversedAfterRelease: true, updatedAt: at })
-    .where(eq(payments.id, paymentId))
-    .run();
-  recordChange(tx, {
-    paymentId,
-    eventSeq,
-    kind: 'reversed_after_release',
-    fromStage: payment.stage,
-    toStage: payment.stage,
-    fromStatusCode: payment.statusCode,
-    toStatusCode: payment.statusCode,
-    cause: `released goods, payment now ${payment.stage} (refunded total ${payment.refundedTotal})`,
-    at,
-  });
-  return true;
+  if (!payment) return { stale: false };
+  const event: EventRecord = {
+    eventId: `poll-miss-${paymentId}-${payment.checkAttempts + 1}-${at}`,
+    source: 'poll',
+    type: 'payment.details',
+    keyId: null,
+    signature: null,
+    rawBody: null,
+    rawIndex: null,
+    receivedAt: at,
+  };
+  writeEvent(tx, event, { outcome: 'ignored', reason, paymentId }, at, false);
+  return { stale: scheduleNextCheck(tx, paymentId, at, policy, { polled: true }) };
 }

@@ -3,7 +3,10 @@ import { decideRelease, type ReleaseDecision, type ReleaseOn } from './fulfilmen
 import type { PaymentRegistration } from './ledger';
 import { paymentBaseOf } from './observation';
 import { payments } from './schema';
-import { linkWaitingRefunds, recordChange, type Db } from './sqlite-apply';
+import type { CheckPolicy } from './check-schedule';
+import { recordChange, scheduleNextCheck } from './sqlite-changes';
+import type { Db } from './sqlite-events';
+import { linkWaitingRefunds } from './sqlite-refunds';
 import { STAGE_INFO } from './status-table';
 
 type RegisterOutcome =
@@ -17,6 +20,7 @@ export function registerInTransaction(
   tx: Db,
   registration: PaymentRegistration,
   at: number,
+  policy: CheckPolicy,
 ): RegisterOutcome {
   const held = tx.select().from(payments).where(eq(payments.id, registration.paymentId)).get();
   if (!held) {
@@ -37,6 +41,7 @@ export function registerInTransaction(
       .run();
     recordRegistration(tx, registration.paymentId, 'expected', null, at);
     linkWaitingRefunds(tx, registration.paymentId, at);
+    scheduleNextCheck(tx, registration.paymentId, at, policy);
     return { outcome: 'registered' };
   }
 
@@ -65,6 +70,7 @@ export function registerInTransaction(
     .where(eq(payments.id, held.id))
     .run();
   recordRegistration(tx, held.id, held.stage, held.statusCode, at);
+  scheduleNextCheck(tx, held.id, at, policy);
   return { outcome: 'registered' };
 }
 

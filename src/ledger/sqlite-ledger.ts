@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { and, asc, count, eq, gt, isNotNull, lt, max } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNotNull, lt, lte, max } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import type { ApplyInput, ApplyResult, Ledger, LedgerCounts, PaymentView } from './ledger';
 import * as schema from './schema';
-import { events, payments, refunds, stateChanges } from './schema';
-import { applyInTransaction, eventColumns, type Db } from './sqlite-apply';
+import { drifts, events, payments, refunds, stateChanges } from './schema';
+import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './check-schedule';
+import { applyInTransaction, recordPollMissInTransaction } from './sqlite-apply';
+import { eventColumns, type Db } from './sqlite-events';
 import { registerInTransaction, releaseInTransaction } from './sqlite-fulfilment';
 
 export interface OpenSqliteLedgerOptions {
@@ -20,6 +22,8 @@ export interface OpenSqliteLedgerOptions {
   busyTimeoutMs?: number;
   /** Clock, injectable for tests. */
   now?: () => number;
+  /** When the reconciler checks inconclusive payments. @defaultValue DEFAULT_CHECK_POLICY */
+  checkPolicy?: CheckPolicy;
 }
 
 /** Finds drizzle/ from both src/ledger (ts) and dist/src/ledger (built). */
@@ -56,6 +60,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   const db = drizzle(sqlite, { schema });
   migrateWithRetry(db);
   const now = options.now ?? Date.now;
+  const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
 
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
   const writing = <T>(work: (tx: Db, at: number) => T): T =>
@@ -63,7 +68,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
 
   return {
     apply: async (input: ApplyInput): Promise<ApplyResult> =>
-      writing((tx, at) => applyInTransaction(tx, input, at)),
+      writing((tx, at) => applyInTransaction(tx, input, at, policy)),
     recordFailedEvent: async (event, error) => {
       db.insert(events)
         .values({ ...eventColumns(event), outcome: 'failed', reason: error, processedAt: now() })
@@ -74,7 +79,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     getPayment: async (paymentId) => getPaymentView(db, paymentId),
     registerPayment: async (registration) =>
       writing((tx, at) => {
-        const result = registerInTransaction(tx, registration, at);
+        const result = registerInTransaction(tx, registration, at, policy);
         return { ...result, payment: getPaymentView(tx, registration.paymentId)! };
       }),
     releasePayment: async (paymentId, releaseOn) =>
@@ -102,6 +107,25 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         .all()
         .map((row) => ({ ...row.state_changes, payment: row.payments })),
     counts: async () => countLedger(db),
+    listDueChecks: async (at, limit) =>
+      db
+        .select({
+          paymentId: payments.id,
+          checkAttempts: payments.checkAttempts,
+          nextCheckAt: payments.nextCheckAt,
+        })
+        .from(payments)
+        .where(lte(payments.nextCheckAt, at))
+        .orderBy(asc(payments.nextCheckAt))
+        .limit(limit)
+        .all()
+        .map((row) => ({ ...row, nextCheckAt: row.nextCheckAt! })),
+    recordPollMiss: async (paymentId, reason) =>
+      writing((tx, at) => recordPollMissInTransaction(tx, paymentId, reason, at, policy)),
+    listDrifts: async (paymentId) =>
+      paymentId === undefined
+        ? db.select().from(drifts).orderBy(asc(drifts.seq)).all()
+        : db.select().from(drifts).where(eq(drifts.paymentId, paymentId)).orderBy(asc(drifts.seq)).all(),
     getEvent: async (eventId) => db.select().from(events).where(eq(events.eventId, eventId)).get(),
     listPaymentEvents: async (paymentId) =>
       db.select().from(events).where(eq(events.paymentId, paymentId)).orderBy(asc(events.seq)).all(),
@@ -156,9 +180,13 @@ function countLedger(db: Db): LedgerCounts {
     .from(payments)
     .where(eq(payments.reversedAfterRelease, true))
     .get();
+  const stale = db.select({ n: count() }).from(payments).where(isNotNull(payments.staleAt)).get();
+  const driftCount = db.select({ n: count() }).from(drifts).get();
   return {
     eventsByOutcome: Object.fromEntries(eventsByOutcome.map((row) => [row.outcome, row.n])),
     paymentsByStage: Object.fromEntries(paymentsByStage.map((row) => [row.stage, row.n])),
     reversedAfterRelease: reversed?.n ?? 0,
+    stale: stale?.n ?? 0,
+    drifts: driftCount?.n ?? 0,
   };
 }

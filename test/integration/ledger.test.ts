@@ -170,7 +170,17 @@ function deliver(
 /** A payment's state without the wall-clock columns and the event statistics. */
 function stateOf(view: PaymentView | undefined) {
   if (!view) return undefined;
-  const { firstSeenAt: _f, updatedAt: _u, eventCount: _c, lastEventAt: _l, ...state } = view;
+  // The reconciler's schedule depends on when events arrived (a refund event asks for a prompt re-check that a
+  // later conclusive webhook clears), so it is not part of the state that must not depend on order.
+  const {
+    firstSeenAt: _f,
+    updatedAt: _u,
+    eventCount: _c,
+    lastEventAt: _l,
+    nextCheckAt: _n,
+    checkAttempts: _a,
+    ...state
+  } = view;
   return state;
 }
 
