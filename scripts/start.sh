@@ -35,5 +35,7 @@ node dist/src/http/server.js &
 pids+=($!)
 node dist/workers/status-worker.js &
 pids+=($!)
+node dist/workers/scheduler.js &
+pids+=($!)
 wait -n || true
 stop

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './ledger/check-schedule';
 import { parseKeyRing, type KeyRing } from './platform/webhook-signature';
 
 const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -9,6 +10,13 @@ export function parseDuration(text: string): number {
   const match = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
   if (!match) throw new Error(`"${text}" is not a duration such as 500ms, 90s, 15m, 6h or 7d`);
   return Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS];
+}
+
+/** Parses `1m,5m,15m` into milliseconds, in order. */
+export function parseDurationList(text: string): number[] {
+  const list = text.split(',').map(parseDuration);
+  if (!list.length) throw new Error('expected a comma-separated list of durations');
+  return list;
 }
 
 /** Parses `1048576`, `512kb`, `1mb` into bytes. */
@@ -50,6 +58,19 @@ const zEnv = z.object({
   WORKER_CONCURRENCY: zPositiveInt.default(10),
   DEFAULT_FULFILMENT_DELAY: zDuration.default(15 * 60_000),
   RELEASE_ON: z.enum(['captured', 'authorized']).default('captured'),
+  PLATFORM_URL: z.url({ protocol: /^https?$/ }).default('https://payment.preprod.payone.com'),
+  PLATFORM_MERCHANT_ID: z.string().min(1).optional(),
+  PLATFORM_API_KEY_ID: z.string().min(1).optional(),
+  PLATFORM_API_SECRET: z.string().min(1).optional(),
+  PLATFORM_MAX_RPS: zPositiveInt.default(10),
+  PLATFORM_TIMEOUT: zDuration.default(10_000),
+  RECONCILE_EVERY: zDuration.default(60_000),
+  RECONCILE_GIVE_UP: zDuration.default(7 * 86_400_000),
+  RECONCILE_LADDER: converted(parseDurationList).default([...DEFAULT_CHECK_POLICY.ladderMs]),
+  RECONCILE_FAST_LADDER: converted(parseDurationList).default([...DEFAULT_CHECK_POLICY.fastLadderMs]),
+  RECONCILE_LEAD: zDuration.default(DEFAULT_CHECK_POLICY.leadMs),
+  RECONCILE_SWEEP_CAP: zPositiveInt.default(500),
+  SCHEDULER_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
   API_TOKENS: z
     .string()
     .transform((text) =>
@@ -81,6 +102,14 @@ export interface Config {
   ledger: { path: string; rawEventRetentionMs: number };
   worker: { concurrency: number };
   api: { tokens: readonly string[] };
+  platform: {
+    url: string;
+    /** Null outside production when no credentials are set: the scheduler then runs against the simulator. */
+    credentials: { merchantId: string; apiKeyId: string; apiSecret: string } | null;
+    maxRps: number;
+    timeoutMs: number;
+  };
+  reconcile: { everyMs: number; sweepCap: number; policy: CheckPolicy; schedulerPort: number };
   fulfilment: {
     /** fulfilmentDueAt when a registration gives none: registration time plus this. */
     defaultDelayMs: number;
@@ -130,6 +159,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     worker: { concurrency: e.WORKER_CONCURRENCY },
     api: { tokens: e.API_TOKENS ?? [] },
     fulfilment: { defaultDelayMs: e.DEFAULT_FULFILMENT_DELAY, releaseOn: e.RELEASE_ON },
+    platform: {
+      url: e.PLATFORM_URL,
+      credentials:
+        e.PLATFORM_MERCHANT_ID && e.PLATFORM_API_KEY_ID && e.PLATFORM_API_SECRET
+          ? {
+              merchantId: e.PLATFORM_MERCHANT_ID,
+              apiKeyId: e.PLATFORM_API_KEY_ID,
+              apiSecret: e.PLATFORM_API_SECRET,
+            }
+          : null,
+      maxRps: e.PLATFORM_MAX_RPS,
+      timeoutMs: e.PLATFORM_TIMEOUT,
+    },
+    reconcile: {
+      everyMs: e.RECONCILE_EVERY,
+      sweepCap: e.RECONCILE_SWEEP_CAP,
+      schedulerPort: e.SCHEDULER_PORT,
+      policy: {
+        ...DEFAULT_CHECK_POLICY,
+        ladderMs: e.RECONCILE_LADDER,
+        fastLadderMs: e.RECONCILE_FAST_LADDER,
+        leadMs: e.RECONCILE_LEAD,
+        giveUpMs: e.RECONCILE_GIVE_UP,
+      },
+    },
   };
 }
 

@@ -19,7 +19,7 @@ async function main() {
 
   const queue = createStatusEventsQueue(redis);
   queue.on('error', (error) => log.warn('queue error', { error: error.message }));
-  const ledger = openSqliteLedger({ path: config.ledger.path });
+  const ledger = openSqliteLedger({ path: config.ledger.path, checkPolicy: config.reconcile.policy });
 
   const app = createApp({
     keyRing: config.webhook.keyRing,

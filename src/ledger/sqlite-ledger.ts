@@ -108,16 +108,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         .map((row) => ({ ...row.state_changes, payment: row.payments })),
     counts: async () => countLedger(db),
     listDueChecks: async (at, limit) =>
-      db
-        .select({
-          paymentId: payments.id,
-          checkAttempts: payments.checkAttempts,
-          nextCheckAt: payments.nextCheckAt,
-        })
-        .from(payments)
-        .where(lte(payments.nextCheckAt, at))
-        .orderBy(asc(payments.nextCheckAt))
-        .limit(limit)
+      dueChecksQuery(db, at, limit)
         .all()
         .map((row) => ({ ...row, nextCheckAt: row.nextCheckAt! })),
     recordPollMiss: async (paymentId, reason) =>
@@ -189,4 +180,18 @@ function countLedger(db: Db): LedgerCounts {
     stale: stale?.n ?? 0,
     drifts: driftCount?.n ?? 0,
   };
+}
+
+/** The sweep's query: only due rows, read through payments_next_check_idx (checked by EXPLAIN QUERY PLAN). */
+export function dueChecksQuery(db: Db, at: number, limit: number) {
+  return db
+    .select({
+      paymentId: payments.id,
+      checkAttempts: payments.checkAttempts,
+      nextCheckAt: payments.nextCheckAt,
+    })
+    .from(payments)
+    .where(lte(payments.nextCheckAt, at))
+    .orderBy(asc(payments.nextCheckAt))
+    .limit(limit);
 }

@@ -16,3 +16,19 @@ export {
 } from './status-event-processor';
 export { createStatusWorker } from './status-worker';
 export type { StatusWorkerOptions } from './status-worker';
+export {
+  startReconciler,
+  sweepDuePayments,
+  createPollProcessor,
+  pollJobId,
+  RECONCILE_SWEEPS_QUEUE,
+  PAYMENT_POLLS_QUEUE,
+  zPaymentPollJob,
+} from './reconcile';
+export type {
+  PaymentPollJob,
+  PaymentDetailsSource,
+  Reconciler,
+  ReconcilerOptions,
+  SweepOptions,
+} from './reconcile';

@@ -24,7 +24,7 @@ export interface PaymentEventOptions {
 }
 
 /** A Direct-shaped payment event built on the platform vendor's stub payload. */
-export function paymentEvent(options: PaymentEventOptions): Record<string, unknown> {
+export function paymentEvent(options: PaymentEventOptions): Record<string, unknown> & { type: string } {
   const event = JSON.parse(
     fixture('plugin-magento-core_stub_webhook_payment.pending_capture.json').toString(),
   );

@@ -1,0 +1,196 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { Redis } from 'ioredis';
+import {
+  DEFAULT_CHECK_POLICY,
+  openSqliteLedger,
+  readWebhookEvent,
+  type CheckPolicy,
+  type Ledger,
+} from '../../src/ledger';
+import { dueChecksQuery } from '../../src/ledger/sqlite-ledger';
+import { createLogger } from '../../src/log';
+import { createPlatformClient, type PlatformClient } from '../../src/platform';
+import { createRedisConnection, startReconciler, type Reconciler } from '../../src/queue';
+import { startPlatformSimulator, type PlatformSimulator } from '../../src/simulator';
+import { paymentEvent } from '../helpers/deliveries';
+import { waitFor } from '../helpers/wait-for';
+
+const log = createLogger({ level: 'error', json: true });
+log.silent = true;
+
+const CREDENTIALS = { merchantId: 'TestMerchant', apiKeyId: 'test-key-id', apiSecret: 'test-api-secret' };
+
+let dir: string;
+let ledger: Ledger;
+let simulator: PlatformSimulator;
+let platform: PlatformClient;
+let connection: Redis;
+let reconciler: Reconciler | undefined;
+
+async function start(policy: Partial<CheckPolicy> = {}) {
+  ledger = openSqliteLedger({
+    path: path.join(dir, 'ledger.db'),
+    checkPolicy: { ...DEFAULT_CHECK_POLICY, ...policy },
+  });
+  reconciler = await startReconciler({
+    connection,
+    ledger,
+    platform,
+    log,
+    everyMs: 150,
+    sweepCap: 50,
+    maxRps: 50,
+  });
+}
+
+beforeEach(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-reconcile-'));
+  simulator = await startPlatformSimulator(CREDENTIALS);
+  platform = createPlatformClient({
+    url: simulator.url,
+    ...CREDENTIALS,
+    log,
+    backoffBaseMs: 20,
+    timeoutMs: 2_000,
+  });
+  connection = createRedisConnection(process.env.TEST_REDIS_URL!, { role: 'worker' });
+  await connection.flushdb();
+});
+
+afterEach(async () => {
+  await reconciler?.close();
+  reconciler = undefined;
+  connection.disconnect();
+  platform.close();
+  await simulator.close();
+  await ledger.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const register = (paymentId: string, dueInMs: number) =>
+  ledger.registerPayment({
+    paymentId,
+    merchantReference: `order-${paymentId}`,
+    amount: 1500,
+    currency: 'EUR',
+    fulfilmentDueAt: Date.now() + dueInMs,
+    fulfilmentDueAtGiven: true,
+  });
+
+describe('reconciler', () => {
+  it('captures a registered payment whose webhook never comes, by a poll before its due time', async () => {
+    await start({ leadMs: 2_000 });
+    simulator.createPayment({
+      paymentId: '5100000001_0',
+      amount: 1500,
+      merchantReference: 'order-5100000001_0',
+    });
+    const registered = await register('5100000001_0', 3_000);
+    const dueAt = registered.payment.fulfilmentDueAt!;
+
+    await waitFor(async () => (await ledger.getPayment('5100000001_0'))?.stage === 'captured');
+    const payment = (await ledger.getPayment('5100000001_0'))!;
+    expect(payment.updatedAt).toBeLessThan(dueAt);
+    expect(payment).toMatchObject({ lastSource: 'poll', capturedTotal: 1500, nextCheckAt: null });
+    expect((await ledger.listDrifts('5100000001_0')).length).toBe(1);
+  });
+
+  it('never polls a payment that got its captured webhook', async () => {
+    await start({ leadMs: 60_000 });
+    await register('5100000002_0', 1_000);
+    await ledger.apply({
+      event: {
+        eventId: 'captured-webhook',
+        source: 'webhook',
+        type: 'payment.captured',
+        keyId: 'k',
+        signature: 's',
+        rawBody: '{}',
+        rawIndex: null,
+        receivedAt: Date.now(),
+      },
+      reading: readWebhookEvent(
+        paymentEvent({
+          eventId: 'captured-webhook',
+          paymentId: '5100000002_0',
+          statusCode: 9,
+          changeTime: '20261127100000',
+        }),
+      ),
+    });
+    const sweepsBefore = await reconciler!.sweeps.getCompletedCount();
+    await waitFor(async () => (await reconciler!.sweeps.getCompletedCount()) >= sweepsBefore + 3);
+    expect(simulator.detailsCalls('5100000002_0')).toBe(0);
+    expect((await ledger.getPayment('5100000002_0'))?.nextCheckAt).toBeNull();
+  });
+
+  it('retries 429 and 500 answers and ends applied', async () => {
+    await start({ leadMs: 60_000 });
+    simulator.createPayment({ paymentId: '5100000003_0', amount: 1500 });
+    simulator.failNext(1, 429);
+    simulator.failNext(1, 500);
+    await register('5100000003_0', 1_000);
+    await waitFor(async () => (await ledger.getPayment('5100000003_0'))?.stage === 'captured');
+    const statuses = simulator.requests.filter((r) => r.path.includes('5100000003_0')).map((r) => r.status);
+    expect(statuses).toEqual(expect.arrayContaining([429, 500, 200]));
+  });
+
+  it('records a refund made only on the platform as drift and updates the ledger', async () => {
+    await start({ leadMs: 60_000 });
+    simulator.createPayment({ paymentId: '5100000004_0', amount: 1500 });
+    simulator.refundPayment('5100000004_0', { amount: 400 });
+    await register('5100000004_0', 1_000);
+    await waitFor(async () => (await ledger.getPayment('5100000004_0'))?.refundedTotal === 400);
+    const drifts = await ledger.listDrifts('5100000004_0');
+    expect(drifts.length).toBeGreaterThan(0);
+    expect(JSON.parse(drifts.at(-1)!.platformView)).toMatchObject({ refundedTotal: 400 });
+    expect(JSON.parse(drifts[0]!.ledgerView)).toMatchObject({ stage: 'expected' });
+  });
+
+  it('records a 404 and keeps climbing the ladder instead of retrying forever', async () => {
+    await start({ leadMs: 60_000, ladderMs: [60_000] });
+    await register('5100000005_0', 1_000);
+    await waitFor(async () => (await ledger.getPayment('5100000005_0'))?.checkAttempts === 1);
+    const payment = (await ledger.getPayment('5100000005_0'))!;
+    expect(payment.nextCheckAt).toBeGreaterThan(Date.now() + 30_000);
+    expect(simulator.detailsCalls('5100000005_0')).toBe(1);
+    const events = await ledger.listPaymentEvents('5100000005_0');
+    expect(events.at(-1)).toMatchObject({ source: 'poll', outcome: 'ignored' });
+  });
+
+  it('gives a payment up as stale after RECONCILE_GIVE_UP', async () => {
+    await start({ leadMs: 60_000, giveUpMs: 500, ladderMs: [100] });
+    simulator.setPayment('5100000006_0', {
+      id: '5100000006_0',
+      status: 'PENDING_CAPTURE',
+      statusOutput: { statusCode: 5, statusCategory: 'PENDING_MERCHANT' },
+    });
+    await register('5100000006_0', 0);
+    await waitFor(async () => (await ledger.getPayment('5100000006_0'))?.staleAt != null);
+    expect((await ledger.counts()).stale).toBe(1);
+    expect((await ledger.getPayment('5100000006_0'))?.nextCheckAt).toBeNull();
+  });
+});
+
+describe('the sweep query', () => {
+  it('reads due payments through the next-check index, never a full scan', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-plan-')), 'ledger.db');
+    openSqliteLedger({ path: file }).close();
+    const sqlite = new Database(file);
+    try {
+      const query = dueChecksQuery(drizzle(sqlite), Date.now(), 100).toSQL();
+      const plan = sqlite.prepare(`EXPLAIN QUERY PLAN ${query.sql}`).all(...query.params) as {
+        detail: string;
+      }[];
+      const details = plan.map((row) => row.detail).join('\n');
+      expect(details).toMatch(/USING INDEX payments_next_check_idx/);
+      expect(details).not.toMatch(/^SCAN payments$/m);
+    } finally {
+      sqlite.close();
+    }
+  });
+});
