@@ -17,7 +17,14 @@ export type {
   LedgerCounts,
   DueCheck,
   Drift,
+  EventFilter,
+  OperatorAction,
+  OperatorActionInput,
+  PaymentStatusView,
+  ReplayResult,
+  RebuildReport,
 } from './ledger';
+export { readStoredEvent } from './sqlite-operations';
 export { decideRelease, classifyDecline, REVERSING_STAGES, DECLINE_CATEGORIES } from './fulfilment';
 export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory, ReleaseFacts } from './fulfilment';
 export {

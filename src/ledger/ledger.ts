@@ -1,6 +1,14 @@
 import type { ReleaseDecision, ReleaseOn } from './fulfilment';
 import type { Reading, ObservationSource } from './observation';
-import type { drifts, EventOutcome, events, payments, refunds, stateChanges } from './schema';
+import type {
+  drifts,
+  EventOutcome,
+  events,
+  operatorActions,
+  payments,
+  refunds,
+  stateChanges,
+} from './schema';
 import type { Stage } from './status-table';
 
 /** The raw event as it reached us, kept for audit and for a replay that re-verifies its signature. */
@@ -15,6 +23,9 @@ export interface EventRecord {
   /** Position of this event when the delivery body was a JSON array. */
   rawIndex: number | null;
   receivedAt: number;
+  /** For a replay: the original event id and the operator action that asked for it. */
+  replayOf?: string | null;
+  actionId?: number | null;
 }
 
 export interface ApplyInput {
@@ -104,6 +115,17 @@ export interface Ledger {
   /** Records a poll the platform answered 404 (it does not know the payment): the ladder climbs on. */
   recordPollMiss(paymentId: string, reason: string): Promise<{ stale: boolean }>;
   listDrifts(paymentId?: string): Promise<Drift[]>;
+  /** Stored events, oldest first, filtered; `afterSeq` pages. */
+  listEvents(filter: EventFilter): Promise<StoredEvent[]>;
+  recordAction(action: OperatorActionInput): Promise<OperatorAction>;
+  listActions(limit: number): Promise<OperatorAction[]>;
+  /**
+   * Feeds a stored event back through `apply` as a new event (source `replay`, linked to the original and the
+   * action), so it meets the ordering rule like any other. A dry run rolls everything back and only reports.
+   */
+  replayEvent(eventId: string, options: { actionId: number | null; dryRun: boolean }): Promise<ReplayResult>;
+  /** Recomputes every payment's state from the stored events and lists where the ledger differs. */
+  rebuild(options: { dryRun: boolean }): Promise<RebuildReport>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   listPaymentEvents(paymentId: string): Promise<StoredEvent[]>;
   listStateChanges(paymentId: string): Promise<StateChange[]>;
@@ -113,4 +135,57 @@ export interface Ledger {
   /** Throws when the ledger cannot be read. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface EventFilter {
+  outcome?: EventOutcome;
+  type?: string;
+  paymentId?: string;
+  source?: ObservationSource;
+  since?: number;
+  until?: number;
+  afterSeq?: number;
+  limit: number;
+}
+
+export type OperatorAction = typeof operatorActions.$inferSelect;
+
+export interface OperatorActionInput {
+  actor: string;
+  reason: string | null;
+  action: string;
+  target: string | null;
+  count: number;
+  dryRun: boolean;
+  details?: unknown;
+}
+
+/** The parts of a payment's state a replay or a rebuild compares. */
+export interface PaymentStatusView {
+  statusCode: number | null;
+  stage: Stage;
+  capturedTotal: number;
+  refundedTotal: number;
+  changeTime: string | null;
+}
+
+export type ReplayResult =
+  | { outcome: 'not_found' | 'no_raw_body'; eventId: string }
+  | {
+      outcome: ApplyResult['outcome'];
+      eventId: string;
+      replayEventId: string;
+      paymentId: string | null;
+      before: PaymentStatusView | null;
+      after: PaymentStatusView | null;
+      reason: string;
+      dryRun: boolean;
+    };
+
+export interface RebuildReport {
+  checked: number;
+  differences: { paymentId: string; ledger: PaymentStatusView; rebuilt: PaymentStatusView }[];
+  /** Payments some of whose raw events were cleared by retention: they cannot be recomputed. */
+  skipped: string[];
+  applied: boolean;
 }

@@ -97,6 +97,9 @@ export const events = sqliteTable(
     outcome: text('outcome', { enum: EVENT_OUTCOMES }).notNull(),
     reason: text('reason'),
     deliveries: integer('deliveries').notNull().default(1),
+    /** For a replay: the event it replays, and the operator action that asked for it. */
+    replayOf: text('replay_of'),
+    actionId: integer('action_id'),
     receivedAt: epochMs('received_at').notNull(),
     processedAt: epochMs('processed_at').notNull(),
   },
@@ -163,3 +166,16 @@ export const drifts = sqliteTable(
   },
   (t) => [index('drifts_payment_idx').on(t.paymentId)],
 );
+
+/** Who changed what through the on-call tools, and why. */
+export const operatorActions = sqliteTable('operator_actions', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  actor: text('actor').notNull(),
+  reason: text('reason'),
+  action: text('action').notNull(),
+  target: text('target'),
+  count: integer('count').notNull().default(0),
+  dryRun: flag('dry_run').notNull().default(false),
+  detailsJson: text('details_json'),
+  at: epochMs('at').notNull(),
+});

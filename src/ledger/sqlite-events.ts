@@ -17,6 +17,8 @@ export function eventColumns(event: EventRecord) {
     rawIndex: event.rawIndex,
     rawBytes: event.rawBody === null ? null : Buffer.byteLength(event.rawBody),
     receivedAt: event.receivedAt,
+    replayOf: event.replayOf ?? null,
+    actionId: event.actionId ?? null,
   };
 }
 

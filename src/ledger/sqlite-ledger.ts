@@ -9,6 +9,13 @@ import * as schema from './schema';
 import { drifts, events, payments, refunds, stateChanges } from './schema';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './check-schedule';
 import { applyInTransaction, recordPollMissInTransaction } from './sqlite-apply';
+import {
+  listActionsQuery,
+  listEventsQuery,
+  rebuildQuery,
+  recordActionQuery,
+  replayEventQuery,
+} from './sqlite-operations';
 import { eventColumns, type Db } from './sqlite-events';
 import { registerInTransaction, releaseInTransaction } from './sqlite-fulfilment';
 
@@ -107,6 +114,18 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         .all()
         .map((row) => ({ ...row.state_changes, payment: row.payments })),
     counts: async () => countLedger(db),
+    listEvents: async (filter) => listEventsQuery(db, filter),
+    recordAction: async (action) => recordActionQuery(db, action, now()),
+    listActions: async (limit) => listActionsQuery(db, limit),
+    replayEvent: async (eventId, replayOptions) =>
+      replayEventQuery(db, eventId, replayOptions, now(), policy),
+    rebuild: async (rebuildOptions) =>
+      rebuildQuery(
+        db,
+        (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
+        rebuildOptions,
+        now(),
+      ),
     listDueChecks: async (at, limit) =>
       dueChecksQuery(db, at, limit)
         .all()
