@@ -24,3 +24,30 @@ export const zChangesQuery = z.strictObject({
   wait: z.coerce.number().int().min(0).max(30).default(0),
 });
 export type ChangesQuery = z.infer<typeof zChangesQuery>;
+
+/** The ledger's event outcomes (kept here too so that schemas/ depends on nothing). */
+export const zEventOutcome = z.enum([
+  'applied',
+  'superseded',
+  'duplicate',
+  'unknown_code',
+  'invalid',
+  'ignored',
+  'failed',
+]);
+
+/** GET /v1/events: stored events, oldest first, filtered; `after` pages. */
+export const zEventsQuery = z
+  .strictObject({
+    outcome: zEventOutcome.optional(),
+    type: z.string().min(1).max(128).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    after: z.string().max(64).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .refine((query) => !query.since || !query.until || Date.parse(query.since) <= Date.parse(query.until), {
+    path: ['until'],
+    message: 'must not be before since',
+  });
+export type EventsQuery = z.infer<typeof zEventsQuery>;

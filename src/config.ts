@@ -80,6 +80,7 @@ const zEnv = z.object({
         .filter(Boolean),
     )
     .optional(),
+  ADMIN_TOKEN: z.string().min(1).optional(),
 });
 
 export interface Config {
@@ -102,6 +103,11 @@ export interface Config {
   ledger: { path: string; rawEventRetentionMs: number };
   worker: { concurrency: number };
   api: { tokens: readonly string[] };
+  /**
+   * Password (HTTP basic, any user) or bearer token of the queue board at `/admin/queues`; without one the
+   * board is not mounted.
+   */
+  admin: { token: string | undefined };
   platform: {
     url: string;
     /** Null outside production when no credentials are set: the scheduler then runs against the simulator. */
@@ -140,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.NODE_ENV === 'production' && !e.WEBHOOK_KEYS) problems.push('WEBHOOK_KEYS: required in production');
   if (e.NODE_ENV === 'production' && !e.API_TOKENS?.length)
     problems.push('API_TOKENS: required in production');
+  if (e.NODE_ENV === 'production' && !e.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required in production');
   if (problems.length) throw new ConfigError(problems);
   return {
     env: e.NODE_ENV,
@@ -158,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ledger: { path: e.LEDGER_PATH, rawEventRetentionMs: e.RAW_EVENT_RETENTION },
     worker: { concurrency: e.WORKER_CONCURRENCY },
     api: { tokens: e.API_TOKENS ?? [] },
+    admin: { token: e.ADMIN_TOKEN },
     fulfilment: { defaultDelayMs: e.DEFAULT_FULFILMENT_DELAY, releaseOn: e.RELEASE_ON },
     platform: {
       url: e.PLATFORM_URL,

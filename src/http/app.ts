@@ -1,16 +1,20 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Queue } from 'bullmq';
+import { Registry } from 'prom-client';
 import type { Ledger, ReleaseOn } from '../ledger';
 import type { Logger } from '../log';
 import type { KeyRing } from '../platform';
 import type { StatusEventJob } from '../queue';
+import { createAdminBoardRouter } from './admin-board';
 import { requireBearerToken } from './bearer-auth';
+import { createEventsRouter } from './events-route';
 import { FailureThrottle } from './failure-throttle';
 import { createHealthRouter, type ReadinessCheck } from './health-route';
 import { sendError } from './http-error';
 import { createPaymentsRouter } from './payments-route';
 import { createChangesRouter } from './changes-route';
 import { createMetricsRouter } from './metrics-route';
+import { createWebhookMetrics } from './webhook-metrics';
 import { createWebhookRouter } from './webhook-route';
 
 export interface AppOptions {
@@ -25,6 +29,16 @@ export interface AppOptions {
   /** Express `trust proxy`, so the throttle sees the client's address behind a load balancer. */
   trustProxy?: string;
   queue: Queue<StatusEventJob>;
+  /**
+   * The other queues (payment polls, reconcile sweeps), shown on the board and measured in `/metrics`
+   * beside `queue`. @defaultValue []
+   */
+  adminQueues?: readonly Queue[];
+  /**
+   * ADMIN_TOKEN: the queue board at `/admin/queues` accepts it as HTTP basic password or bearer token.
+   * Without it the board is not mounted (404). @defaultValue undefined
+   */
+  adminToken?: string;
   ledger: Ledger;
   readiness: Record<string, ReadinessCheck>;
   log: Logger;
@@ -39,8 +53,8 @@ function errorHandler(log: Logger): ErrorRequestHandler {
       sendError(res, 413, 'payload_too_large', `the body is larger than ${error.limit} bytes`);
       return;
     }
-    if (error?.type === 'entity.parse.failed') {
-      sendError(res, 400, 'invalid_json', 'the body is not valid JSON');
+    if (error?.type === 'entity.parse.failed' || error?.type === 'entity.verify.failed') {
+      sendError(res, 400, 'invalid_json', 'the body is not valid UTF-8 JSON');
       return;
     }
     if (status >= 400 && status < 500) {
@@ -57,6 +71,8 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   if (options.trustProxy !== undefined) app.set('trust proxy', options.trustProxy);
   const throttle = new FailureThrottle({ limit: options.failureLimit, windowMs: options.failureWindowMs });
+  const registry = new Registry();
+  const queues = [options.queue, ...(options.adminQueues ?? [])];
   app.use(
     createWebhookRouter({
       keyRing: options.keyRing,
@@ -64,13 +80,15 @@ export function createApp(options: AppOptions): Express {
       enqueueTimeoutMs: options.enqueueTimeoutMs,
       queue: options.queue,
       throttle,
+      metrics: createWebhookMetrics(registry),
       log: options.log,
     }),
   );
   app.use(createHealthRouter(options.readiness));
-  app.use(createMetricsRouter(options.ledger));
-  app.use('/v1', requireBearerToken(options.apiTokens));
   const { ledger, releaseOn, log } = options;
+  app.use(createMetricsRouter({ registry, ledger, queues, log }));
+  if (options.adminToken) app.use(createAdminBoardRouter({ token: options.adminToken, queues, ledger, log }));
+  app.use('/v1', requireBearerToken(options.apiTokens));
   app.use(
     createPaymentsRouter({
       ledger,
@@ -80,6 +98,7 @@ export function createApp(options: AppOptions): Express {
     }),
   );
   app.use(createChangesRouter({ ledger, releaseOn }));
+  app.use(createEventsRouter({ ledger }));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler(options.log));
   return app;

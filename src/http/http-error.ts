@@ -16,3 +16,8 @@ export function sendInvalidRequest(res: Response, error: z.ZodError): void {
     field: field || null,
   });
 }
+
+/** 400 naming one field that passed the schema but not a later check (an unknown cursor). */
+export function sendInvalidField(res: Response, field: string, message: string): void {
+  res.status(400).json({ error: 'invalid_request', message: `${field}: ${message}`, field });
+}

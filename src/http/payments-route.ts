@@ -19,6 +19,13 @@ const viewJson = (payment: PaymentView, releaseOn: ReleaseOn) => ({
   lastEventAt: payment.lastEventAt === null ? null : new Date(payment.lastEventAt).toISOString(),
 });
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** express.json decodes leniently; a body that is not UTF-8 is refused rather than stored with U+FFFD in it. */
+function requireUtf8(_req: unknown, _res: unknown, body: Buffer): void {
+  strictUtf8.decode(body);
+}
+
 export function createPaymentsRouter(options: PaymentsRouteOptions): Router {
   const { ledger, releaseOn, log } = options;
   const router = express.Router();
@@ -31,7 +38,7 @@ export function createPaymentsRouter(options: PaymentsRouteOptions): Router {
     return undefined;
   };
 
-  router.post('/v1/payments', express.json({ limit: '16kb' }), async (req, res) => {
+  router.post('/v1/payments', express.json({ limit: '16kb', verify: requireUtf8 }), async (req, res) => {
     const body = zRegisterPaymentBody.safeParse(req.body);
     if (!body.success) return sendInvalidRequest(res, body.error);
     const given = body.data.fulfilmentDueAt;

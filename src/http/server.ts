@@ -1,10 +1,18 @@
 import { once } from 'node:events';
+import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '../config';
 import { openSqliteLedger } from '../ledger';
 import { createLogger } from '../log';
-import { createRedisConnection, createStatusEventsQueue, readRedisDurability } from '../queue';
+import {
+  createRedisConnection,
+  createStatusEventsQueue,
+  PAYMENT_POLLS_QUEUE,
+  readRedisDurability,
+  RECONCILE_SWEEPS_QUEUE,
+} from '../queue';
 import { exitOnSignals } from '../shutdown';
 import { createApp } from './app';
+import { answerClientErrorsWithJson } from './client-errors';
 
 async function main() {
   const config = loadConfigOrExit();
@@ -12,13 +20,20 @@ async function main() {
   if (config.webhook.keyRing.size === 0)
     log.warn('WEBHOOK_KEYS is empty: every delivery will be refused with 401');
   if (config.api.tokens.length === 0) log.warn('API_TOKENS is empty: every /v1 request will be refused');
+  if (!config.admin.token)
+    log.warn('ADMIN_TOKEN is not set: the queue board at /admin/queues is not mounted');
 
   const redis = createRedisConnection(config.redisUrl, { role: 'producer' });
   redis.on('error', (error) => log.warn('redis connection error', { error: error.message }));
   await checkRedisDurability(redis, config.env === 'production', log);
 
   const queue = createStatusEventsQueue(redis);
-  queue.on('error', (error) => log.warn('queue error', { error: error.message }));
+  // The scheduler's queues, for the board and the queue metrics only: this process adds no jobs to them.
+  const adminQueues = [PAYMENT_POLLS_QUEUE, RECONCILE_SWEEPS_QUEUE].map(
+    (name) => new Queue(name, { connection: redis }),
+  );
+  for (const each of [queue, ...adminQueues])
+    each.on('error', (error) => log.warn('queue error', { queue: each.name, error: error.message }));
   const ledger = openSqliteLedger({ path: config.ledger.path, checkPolicy: config.reconcile.policy });
 
   const app = createApp({
@@ -32,11 +47,14 @@ async function main() {
     releaseOn: config.fulfilment.releaseOn,
     defaultFulfilmentDelayMs: config.fulfilment.defaultDelayMs,
     queue,
+    adminQueues,
+    adminToken: config.admin.token,
     ledger,
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },
     log,
   });
   const server = app.listen(config.port);
+  answerClientErrorsWithJson(server);
   await once(server, 'listening');
   log.info('web listening', { port: config.port, keyIds: [...config.webhook.keyRing.keys()] });
 
@@ -46,7 +64,7 @@ async function main() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await closed;
-      await queue.close();
+      await Promise.all([queue, ...adminQueues].map((each) => each.close()));
       await redis.quit();
       await ledger.close();
     },

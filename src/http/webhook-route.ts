@@ -1,4 +1,10 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type NextFunction,
+  type Request,
+  type Response,
+  type Router,
+} from 'express';
 import type { Queue } from 'bullmq';
 import { parseWebhookBody, type WebhookEvent } from '../../schemas';
 import type { Logger } from '../log';
@@ -6,6 +12,7 @@ import { SignatureError, verifyWebhookSignature, type KeyRing } from '../platfor
 import { enqueueStatusEvents, type StatusEventJob } from '../queue';
 import type { FailureThrottle } from './failure-throttle';
 import { sendError } from './http-error';
+import type { WebhookMetrics } from './webhook-metrics';
 
 export interface WebhookRouteOptions {
   keyRing: KeyRing;
@@ -13,6 +20,8 @@ export interface WebhookRouteOptions {
   enqueueTimeoutMs: number;
   queue: Queue<StatusEventJob>;
   throttle: FailureThrottle;
+  /** Delivery counters; test deliveries (`X-Paystate-Test: 1`) are kept apart by it. */
+  metrics: WebhookMetrics;
   log: Logger;
 }
 
@@ -29,7 +38,7 @@ function clientAddress(req: Request): string {
 }
 
 export function createWebhookRouter(options: WebhookRouteOptions): Router {
-  const { keyRing, queue, throttle, log } = options;
+  const { keyRing, queue, throttle, metrics, log } = options;
   const router = express.Router();
 
   // Endpoint verification handshake: echo the header verbatim as text/plain.
@@ -51,6 +60,7 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
     const retryAfter = throttle.retryAfterSeconds(clientAddress(req));
     if (retryAfter === 0) return next();
     log.warn('webhook throttled', { client: clientAddress(req), retryAfter });
+    metrics.rejected(req, 'too_many_failed_verifications');
     res.set('Retry-After', String(retryAfter));
     sendError(
       res,
@@ -77,6 +87,7 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
       if (!(error instanceof SignatureError)) throw error;
       throttle.recordFailure(client);
       log.warn('webhook refused', { reason: error.reason, client, bytes: body.length });
+      metrics.rejected(req, error.reason);
       sendError(res, 401, error.reason, error.message);
       return;
     }
@@ -89,12 +100,14 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
       json = JSON.parse(text);
     } catch {
       log.warn('webhook refused', { reason: 'invalid_json', keyId, bytes: body.length });
+      metrics.rejected(req, 'invalid_json');
       sendError(res, 400, 'invalid_json', 'the signed body is not UTF-8 JSON');
       return;
     }
     const parsed = parseWebhookBody(json);
     if (!parsed.ok) {
       log.warn('webhook refused', { reason: parsed.error, keyId, detail: parsed.message });
+      metrics.rejected(req, parsed.error);
       sendError(res, 400, parsed.error, parsed.message);
       return;
     }
@@ -118,6 +131,7 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
         eventIds: jobs.map((job) => job.eventId),
         error: (error as Error).message,
       });
+      metrics.rejected(req, 'queue_unavailable');
       res.set('Retry-After', '30');
       sendError(res, 503, 'queue_unavailable', 'the event could not be queued; deliver it again later');
       return;
@@ -130,8 +144,18 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
         keyId,
       });
     }
+    metrics.accepted(req, jobs.length);
     res.status(200).json({ received: jobs.length });
   });
+
+  // Body-reading failures (too large, aborted) are answered by the app's error handler; count them here.
+  const countBodyErrors: ErrorRequestHandler = (error, req, _res, next) => {
+    const status = typeof error?.status === 'number' ? error.status : 500;
+    const reason = status === 413 ? 'payload_too_large' : status < 500 ? 'bad_request' : 'internal_error';
+    metrics.rejected(req, reason);
+    next(error);
+  };
+  router.use('/webhooks', countBodyErrors);
 
   return router;
 }

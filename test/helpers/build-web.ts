@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { JobsOptions, Queue } from 'bullmq';
 import { createApp, type AppOptions } from '../../src/http/app';
+import { answerClientErrorsWithJson } from '../../src/http/client-errors';
 import { openSqliteLedger, type Ledger } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import { parseKeyRing } from '../../src/platform';
@@ -49,6 +50,8 @@ export async function buildWeb(
     releaseOn: 'captured',
     defaultFulfilmentDelayMs: 15 * 60_000,
     queue,
+    adminQueues: [],
+    adminToken: undefined,
     ledger,
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },
     log,
@@ -56,6 +59,7 @@ export async function buildWeb(
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    answerClientErrorsWithJson(s);
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
