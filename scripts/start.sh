@@ -7,6 +7,7 @@ if [ "${NODE_ENV:-development}" != production ]; then
   # Local-only defaults so a fresh checkout can be tried at once; production must set its own.
   export WEBHOOK_KEYS="${WEBHOOK_KEYS:-local-key:local-secret}"
   export API_TOKENS="${API_TOKENS:-local-token}"
+  export ADMIN_TOKEN="${ADMIN_TOKEN:-local-admin}"
 fi
 
 pids=()
@@ -30,7 +31,7 @@ fi
 
 npm run --silent build
 echo "paystate: REDIS_URL=$REDIS_URL LEDGER_PATH=${LEDGER_PATH:-./data/ledger.db} PORT=${PORT:-3000}" >&2
-[ "${NODE_ENV:-development}" != production ] && echo "paystate: local webhook key id 'local-key', API token 'local-token' unless set" >&2
+[ "${NODE_ENV:-development}" != production ] && echo "paystate: local webhook key id 'local-key', API token 'local-token', admin token 'local-admin' unless set" >&2
 node dist/src/http/server.js &
 pids+=($!)
 node dist/workers/status-worker.js &
