@@ -177,13 +177,20 @@ export async function rebuildQuery(
         .flatMap((row) => (row.paymentId ? [row.paymentId] : [])),
     );
     const pageSize = 1000;
+    const neverApplied = new Set<string>();
     for (let afterSeq = 0; ;) {
       const page = listEventsQuery(db, { afterSeq, limit: pageSize });
       if (page.length === 0) break;
       for (const event of page) {
         afterSeq = event.seq;
-        // Replays repeat stored events; failed ones were never applied and wait for a retry.
-        if (event.rawBody === null || event.source === 'replay' || event.outcome === 'failed') continue;
+        // Failed events were never applied and wait for a retry or a replay.
+        if (event.outcome === 'failed') {
+          neverApplied.add(event.eventId);
+          continue;
+        }
+        // A replay repeats a stored event applied here already, unless that original failed: then it counts.
+        const repeat = event.source === 'replay' && !(event.replayOf && neverApplied.has(event.replayOf));
+        if (event.rawBody === null || repeat) continue;
         await scratch.apply({
           event: { ...event, replayOf: null, actionId: null },
           reading: readStoredEvent(event),

@@ -1,0 +1,157 @@
+/**
+ * bench:ingest — signed deliveries against POST /webhooks with autocannon, against a bare Express endpoint
+ * answering 200 measured in the same run (absolute figures drift on a shared machine; the ratio is the result).
+ * Also p50/p99 at a fixed 1,000 req/s. Usage: npm run bench:ingest (BENCH_SECONDS=10 BENCH_CONNECTIONS=10)
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { signWebhookBody } from '../src/platform';
+import { BENCH_KEY } from './ingest-server';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function delivery(n: number) {
+  const body = JSON.stringify({
+    apiVersion: 'v1',
+    created: '2026-11-27T10:00:00.000+01:00',
+    id: `ingest-${n}`,
+    merchantId: 'BenchMerchant',
+    type: 'payment.captured',
+    payment: {
+      id: `${4000000000 + n}_0`,
+      status: 'CAPTURED',
+      statusOutput: {
+        statusCode: 9,
+        statusCategory: 'COMPLETED',
+        statusCodeChangeDateTime: '20261127100000',
+      },
+      paymentOutput: {
+        amountOfMoney: { amount: 1500, currencyCode: 'EUR' },
+        references: { merchantReference: `order-${n}` },
+        cardPaymentMethodSpecificOutput: { paymentProductId: 2, card: { cardNumber: '***********7346' } },
+      },
+    },
+  });
+  return {
+    method: 'POST' as const,
+    path: '/webhooks',
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'x-gcs-keyid': BENCH_KEY.keyId,
+      'x-gcs-signature': signWebhookBody(body, BENCH_KEY.secret),
+    },
+  };
+}
+
+const REQUESTS = Array.from({ length: 5000 }, (_, n) => delivery(n));
+
+async function startServer(mode: 'bare' | 'receiver', redisUrl: string, ledgerPath: string) {
+  const port = await freePort();
+  const child = fork(path.join(__dirname, 'ingest-server.js'), [mode, String(port), redisUrl, ledgerPath], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+async function stop(child: ChildProcess) {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function load(url: string, overallRate?: number) {
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    requests: REQUESTS,
+    ...(overallRate ? { overallRate } : {}),
+  });
+  const non2xx = result.non2xx + result.errors;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx };
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-ingest-'));
+  const redisPort = await freePort();
+  const redis = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(redisPort),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: 'ignore' },
+  );
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  try {
+    console.log(
+      `bench:ingest  ${new Date().toISOString()}  cores=${os.cpus().length}  node=${process.version}  connections=${CONNECTIONS}  ${SECONDS}s per run`,
+    );
+    const ratios: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const figures: Record<string, Awaited<ReturnType<typeof load>>> = {};
+      for (const mode of ['bare', 'receiver'] as const) {
+        const server = await startServer(mode, redisUrl, path.join(dir, `ledger-${round}.db`));
+        await load(server.url).catch(() => undefined); // warm-up
+        figures[mode] = await load(server.url);
+        await stop(server.child);
+      }
+      const ratio = figures.receiver!.rps / figures.bare!.rps;
+      ratios.push(ratio);
+      for (const [mode, f] of Object.entries(figures)) {
+        console.log(
+          `round ${round} ${mode.padEnd(8)} ${f.rps.toFixed(0).padStart(6)} req/s  p50 ${f.p50} ms  p99 ${f.p99} ms  non-2xx ${f.non2xx}`,
+        );
+      }
+      console.log(`round ${round} ratio receiver/bare: ${(ratio * 100).toFixed(1)} %`);
+    }
+    const server = await startServer('receiver', redisUrl, path.join(dir, 'ledger-rate.db'));
+    const fixed = await load(server.url, 1000);
+    await stop(server.child);
+    ratios.sort((a, b) => a - b);
+    console.log(
+      `median ratio: ${(ratios[Math.floor(ratios.length / 2)]! * 100).toFixed(1)} % (target ≥ 80 %)`,
+    );
+    console.log(
+      `receiver at 1,000 req/s: p50 ${fixed.p50} ms  p99 ${fixed.p99} ms (target p99 < 10 ms)  non-2xx ${fixed.non2xx}`,
+    );
+  } finally {
+    redis.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import type { CliContext } from './context';
+import { actorOf, actorOption, reasonOption } from './options';
+import { printJson, printLine, printTable, stateText, UsageError } from './output';
+
+export function registerRebuildCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('rebuild')
+    .description("recompute every payment's state from the stored events and list where the ledger differs")
+    .option('--dry-run', 'only list the differences (the consistency check); write nothing')
+    .addOption(actorOption())
+    .addOption(reasonOption())
+    .action(async (options: { dryRun?: boolean; actor?: string; reason?: string }, command: Command) => {
+      const dryRun = options.dryRun ?? false;
+      if (!dryRun && !options.reason) throw new UsageError('rebuild without --dry-run needs --reason');
+      const ledger = ctx.ledger();
+      const report = await ledger.rebuild({ dryRun });
+      const action = report.applied
+        ? await ledger.recordAction({
+            actor: actorOf(options),
+            reason: options.reason ?? null,
+            action: 'rebuild',
+            target: null,
+            count: report.differences.length,
+            dryRun: false,
+            details: { paymentIds: report.differences.map((difference) => difference.paymentId) },
+          })
+        : null;
+      if (command.optsWithGlobals().json) return printJson({ ...report, actionId: action?.id ?? null });
+      printTable(
+        report.differences.map(({ paymentId, ledger: held, rebuilt }) => ({
+          paymentId,
+          ledger: stateText(held),
+          rebuilt: stateText(rebuilt),
+        })),
+        ['paymentId', 'ledger', 'rebuilt'],
+      );
+      printLine(
+        `${report.checked} payment(s) checked, ${report.differences.length} difference(s)` +
+          (report.skipped.length
+            ? `, ${report.skipped.length} skipped (raw events cleared by retention)`
+            : '') +
+          (report.applied
+            ? `; applied as operator action ${action?.id}`
+            : dryRun
+              ? '; dry run, nothing written'
+              : ''),
+      );
+    });
+}
