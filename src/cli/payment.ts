@@ -1,43 +1,7 @@
 import type { Command } from 'commander';
-import { paymentJson } from '../http/payment-json';
-import type { StateChange, StoredEvent } from '../ledger';
+import { paymentJson, paymentTimeline } from '../http/payment-json';
 import type { CliContext } from './context';
-import { CliError, iso, printFields, printJson, printLine, printTable } from './output';
-
-/** Every stored event and state change of the payment, oldest first, as `GET /v1/payments/:id/events` lists them. */
-function timelineOf(events: readonly StoredEvent[], changes: readonly StateChange[]) {
-  return (
-    [
-      ...events.map((event) => ({
-        at: event.processedAt,
-        entry: 'event' as const,
-        eventId: event.eventId,
-        source: event.source,
-        type: event.type,
-        statusCode: event.statusCode,
-        statusCodeChangeDateTime: event.changeTime,
-        outcome: event.outcome,
-        reason: event.reason,
-        deliveries: event.deliveries,
-        replayOf: event.replayOf,
-        receivedAt: iso(event.receivedAt),
-      })),
-      ...changes.map((change) => ({
-        at: change.at,
-        entry: 'change' as const,
-        kind: change.kind,
-        fromStage: change.fromStage,
-        toStage: change.toStage,
-        fromStatusCode: change.fromStatusCode,
-        toStatusCode: change.toStatusCode,
-        cause: change.cause,
-      })),
-    ]
-      // Stable sort: within one millisecond an event stays before the change it caused.
-      .sort((a, b) => a.at - b.at)
-      .map(({ at, ...entry }) => ({ ...entry, at: iso(at) }))
-  );
-}
+import { CliError, printFields, printJson, printLine, printTable } from './output';
 
 export function registerPaymentCommand(program: Command, ctx: CliContext): void {
   program
@@ -54,7 +18,7 @@ export function registerPaymentCommand(program: Command, ctx: CliContext): void 
       ]);
       const shown = {
         payment: paymentJson(payment, ctx.config().fulfilment.releaseOn),
-        timeline: timelineOf(events, changes),
+        timeline: paymentTimeline(events, changes),
       };
       if (command.optsWithGlobals().json) return printJson(shown);
       const { fulfilment, ...state } = shown.payment;

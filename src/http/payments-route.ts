@@ -4,7 +4,7 @@ import { zPaymentId, zPaymentsQuery, zRegisterPaymentBody } from '../../schemas'
 import type { Ledger, PaymentView, ReleaseOn } from '../ledger';
 import type { Logger } from '../log';
 import { sendError, sendInvalidRequest } from './http-error';
-import { paymentJson } from './payment-json';
+import { paymentJson, paymentTimeline } from './payment-json';
 
 export interface PaymentsRouteOptions {
   ledger: Ledger;
@@ -122,34 +122,7 @@ export function createPaymentsRouter(options: PaymentsRouteOptions): Router {
       ledger.listPaymentEvents(paymentId),
       ledger.listStateChanges(paymentId),
     ]);
-    const timeline = [
-      ...storedEvents.map((event) => ({
-        at: event.processedAt,
-        entry: 'event' as const,
-        eventId: event.eventId,
-        source: event.source,
-        type: event.type,
-        statusCode: event.statusCode,
-        statusCodeChangeDateTime: event.changeTime,
-        outcome: event.outcome,
-        reason: event.reason,
-        deliveries: event.deliveries,
-        receivedAt: new Date(event.receivedAt).toISOString(),
-      })),
-      ...changes.map((change) => ({
-        at: change.at,
-        entry: 'change' as const,
-        kind: change.kind,
-        fromStage: change.fromStage,
-        toStage: change.toStage,
-        fromStatusCode: change.fromStatusCode,
-        toStatusCode: change.toStatusCode,
-        cause: change.cause,
-      })),
-    ]
-      // Stable sort: within one millisecond an event stays before the change it caused.
-      .sort((a, b) => a.at - b.at)
-      .map(({ at, ...entry }) => ({ ...entry, at: new Date(at).toISOString() }));
+    const timeline = paymentTimeline(storedEvents, changes);
     res.json({ paymentId, timeline });
   });
 
