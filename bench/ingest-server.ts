@@ -3,6 +3,7 @@
  * and answering 200; `receiver` is paystate's real web app (verify, parse, enqueue to Redis) on the same port.
  * Usage: node dist/bench/ingest-server.js <bare|receiver> <port> <redisUrl> <ledgerPath>
  */
+import { once } from 'node:events';
 import express from 'express';
 import { createApp } from '../src/http/app';
 import { openSqliteLedger } from '../src/ledger';
@@ -40,11 +41,13 @@ async function main() {
     readiness: {},
     log,
   });
-  await redis.ping();
+  if (redis.status !== 'ready') await once(redis, 'ready');
   app.listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

@@ -9,7 +9,7 @@ import type { Queue } from 'bullmq';
 import { parseWebhookBody, type WebhookEvent } from '../../schemas';
 import type { Logger } from '../log';
 import { SignatureError, verifyWebhookSignature, type KeyRing } from '../platform/webhook-signature';
-import { enqueueStatusEvents, type StatusEventJob } from '../queue';
+import { StatusEventEnqueuer, type StatusEventJob } from '../queue';
 import type { FailureThrottle } from './failure-throttle';
 import { sendError } from './http-error';
 import type { WebhookMetrics } from './webhook-metrics';
@@ -38,7 +38,8 @@ function clientAddress(req: Request): string {
 }
 
 export function createWebhookRouter(options: WebhookRouteOptions): Router {
-  const { keyRing, queue, throttle, metrics, log } = options;
+  const { keyRing, throttle, metrics, log } = options;
+  const enqueuer = new StatusEventEnqueuer(options.queue, options.enqueueTimeoutMs);
   const router = express.Router();
 
   // Endpoint verification handshake: echo the header verbatim as text/plain.
@@ -125,7 +126,7 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
       receivedAt,
     }));
     try {
-      await enqueueStatusEvents(queue, jobs, options.enqueueTimeoutMs);
+      await enqueuer.enqueue(jobs);
     } catch (error) {
       log.error('webhook not queued', {
         eventIds: jobs.map((job) => job.eventId),

@@ -3,7 +3,7 @@ export {
   STATUS_EVENT_JOB_OPTIONS,
   zStatusEventJob,
   createStatusEventsQueue,
-  enqueueStatusEvents,
+  StatusEventEnqueuer,
   EnqueueTimeoutError,
 } from './status-events';
 export type { StatusEventJob } from './status-events';

@@ -43,26 +43,55 @@ export class EnqueueTimeoutError extends Error {
   }
 }
 
+interface PendingDelivery {
+  jobs: readonly StatusEventJob[];
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /**
- * Adds every event of one delivery in a single MULTI (all or none), with jobId = event id so a re-delivery
- * makes no second job. Resolves only once Redis has acknowledged; rejects after `timeoutMs`.
+ * Queues the events of concurrent deliveries together: deliveries arriving in the same turn of the event loop
+ * go to Redis as one `addBulk` (one MULTI), and each delivery's promise settles only once Redis has answered
+ * for the whole batch, so no delivery is answered 2xx before its jobs are in Redis. jobId = event id, so a
+ * re-delivery makes no second job. A batch that fails fails every delivery in it (each answered 503).
  */
-export async function enqueueStatusEvents(
-  queue: Queue<StatusEventJob>,
-  jobs: readonly StatusEventJob[],
-  timeoutMs: number,
-): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EnqueueTimeoutError(timeoutMs)), timeoutMs);
-  });
-  const add =
-    jobs.length === 1
-      ? queue.add(jobs[0]!.type, jobs[0]!, { jobId: jobs[0]!.eventId })
-      : queue.addBulk(jobs.map((data) => ({ name: data.type, data, opts: { jobId: data.eventId } })));
-  try {
-    await Promise.race([add, timeout]);
-  } finally {
-    clearTimeout(timer);
+export class StatusEventEnqueuer {
+  private pending: PendingDelivery[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    private readonly queue: Queue<StatusEventJob>,
+    /** How long a delivery waits for Redis's acknowledgement before it is given up (503). */
+    private readonly timeoutMs: number,
+  ) {}
+
+  enqueue(jobs: readonly StatusEventJob[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const queued = new Promise<void>((resolve, reject) => {
+      this.pending.push({ jobs, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new EnqueueTimeoutError(this.timeoutMs)), this.timeoutMs);
+    });
+    return Promise.race([queued, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    const jobs = batch.flatMap((delivery) => delivery.jobs);
+    try {
+      await this.queue.addBulk(
+        jobs.map((data) => ({ name: data.type, data, opts: { jobId: data.eventId } })),
+      );
+      for (const delivery of batch) delivery.resolve();
+    } catch (error) {
+      for (const delivery of batch) delivery.reject(error as Error);
+    }
   }
 }
