@@ -7,7 +7,7 @@ import { paymentJson } from './payment-json';
 export interface ChangesRouteOptions {
   ledger: Ledger;
   releaseOn: ReleaseOn;
-  /** How often a long-poll looks for new changes (the writer is another process). @defaultValue 200 */
+  /** How often a long-poll looks for new changes (the writer is another process; one indexed read each). @defaultValue 25 */
   pollIntervalMs?: number;
 }
 
@@ -28,7 +28,7 @@ export function decodeCursor(cursor: string | undefined): number | undefined {
  */
 export function createChangesRouter(options: ChangesRouteOptions): Router {
   const { ledger, releaseOn } = options;
-  const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const pollIntervalMs = options.pollIntervalMs ?? 25;
   const router = express.Router();
 
   const changeJson = (change: ChangeWithPayment) => ({
