@@ -7,7 +7,7 @@ import { paymentJson } from './payment-json';
 export interface ChangesRouteOptions {
   ledger: Ledger;
   releaseOn: ReleaseOn;
-  /** How often a long-poll looks for new changes (the writer is another process; one indexed read each). @defaultValue 25 */
+  /** How often a long-poll looks for new changes (the writer is another process; one indexed read). @defaultValue 25 */
   pollIntervalMs?: number;
 }
 
