@@ -16,6 +16,7 @@ import { dueChecksQuery } from '../src/ledger/sqlite-ledger';
 const SIZES = (process.env.BENCH_SIZES ?? '10000,100000,1000000').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 const SWEEP_CAP = 500;
+const DUE_ROWS = 200;
 const NOW = 1_800_000_000_000;
 
 function fill(file: string, size: number) {
@@ -29,9 +30,11 @@ function fill(file: string, size: number) {
   const insertAll = sqlite.transaction((from: number, to: number) => {
     for (let n = from; n < to; n++) {
       const id = `${4000000000 + n}_0`;
-      // Most payments are conclusive (no check); 1 in 50 is waiting, of which ~5 % are due now.
+      // Most payments are conclusive (no check); 1 in 50 is waiting. The same number is due in every ledger
+      // (DUE_ROWS), so the sweep reads as many rows whatever the ledger's size: only the table around them grows.
       const waiting = n % 50 === 0;
-      const nextCheckAt = waiting ? NOW + ((n * 7919) % 2000) * 60_000 - 5 * 60_000 : null;
+      const due = waiting && n / 50 < DUE_ROWS;
+      const nextCheckAt = !waiting ? null : due ? NOW - 60_000 : NOW + 60_000 + (n % 1440) * 60_000;
       insert.run(
         id,
         String(4000000000 + n),
