@@ -1,20 +1,26 @@
-import { eq } from 'drizzle-orm';
-import { planNextCheck, type CheckPolicy } from './check-schedule';
+import type { CheckPolicy } from './check-schedule';
 import { REVERSING_STAGES } from './fulfilment';
 import type { Payment } from './ledger';
-import { drifts, payments, stateChanges, type ChangeKind } from './schema';
-import type { Db } from './sqlite-events';
+import { withNextCheck, type NextCheckOptions } from './payment-row';
+import type { stateChanges, ChangeKind } from './schema';
+import type { Tx } from './sqlite-statements';
 
-type ChangeRow = typeof stateChanges.$inferInsert & { kind: ChangeKind };
+type ChangeRow = Omit<typeof stateChanges.$inferInsert, 'seq'> & { kind: ChangeKind };
 
 /** Every change of a payment goes on the feed through here. */
-export function recordChange(tx: Db, change: ChangeRow): void {
-  tx.insert(stateChanges).values(change).run();
+export function recordChange(tx: Tx, change: ChangeRow): void {
+  tx.stmt.insertChange.run({
+    ...change,
+    eventSeq: change.eventSeq ?? null,
+    fromStage: change.fromStage ?? null,
+    fromStatusCode: change.fromStatusCode ?? null,
+    toStatusCode: change.toStatusCode ?? null,
+  });
 }
 
 /** A change that leaves stage and statusCode as they are (a total, a fulfilment fact). */
 export function recordFactChange(
-  tx: Db,
+  tx: Tx,
   payment: Payment,
   change: { kind: ChangeKind; cause: string; eventSeq?: number | null; at: number },
 ): void {
@@ -31,91 +37,87 @@ export function recordFactChange(
   });
 }
 
+/** Writes a payment row read in this transaction (`before`) and changed in memory (`after`). */
+export function savePayment(tx: Tx, before: Payment, after: Payment): void {
+  if (after !== before) tx.stmt.updatePayment(before, after);
+}
+
+export function insertPayment(tx: Tx, payment: Payment): void {
+  tx.stmt.insertPayment.run(payment);
+}
+
+/*
+ * The functions below take the payment row as this transaction holds it and return it changed in memory (a
+ * new object; an unchanged row is returned as is), recording the fact on the change feed. The caller saves
+ * the row once, after the last of them.
+ */
+
 /**
  * Released goods whose payment then moves to refunded, cancelled or reversed (or has money refunded) need a
  * human: flag the payment once and put the fact on the change feed.
  */
 export function flagReversalAfterRelease(
-  tx: Db,
-  paymentId: string,
+  tx: Tx,
+  payment: Payment,
   eventSeq: number | null,
   at: number,
-): boolean {
-  const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
-  if (!payment || payment.releasedAt === null || payment.reversedAfterRelease) return false;
-  if (!REVERSING_STAGES.includes(payment.stage) && payment.refundedTotal === 0) return false;
-  tx.update(payments)
-    .set({ reversedAfterRelease: true, updatedAt: at })
-    .where(eq(payments.id, paymentId))
-    .run();
+): Payment {
+  if (payment.releasedAt === null || payment.reversedAfterRelease) return payment;
+  if (!REVERSING_STAGES.includes(payment.stage) && payment.refundedTotal === 0) return payment;
   recordFactChange(tx, payment, {
     kind: 'reversed_after_release',
     cause: `released goods, payment now ${payment.stage} (refunded total ${payment.refundedTotal})`,
     eventSeq,
     at,
   });
-  return true;
+  return { ...payment, reversedAfterRelease: true, updatedAt: at };
 }
+
+const statusOf = (p: Payment | undefined) =>
+  JSON.stringify(
+    p
+      ? {
+          statusCode: p.statusCode,
+          stage: p.stage,
+          capturedTotal: p.capturedTotal,
+          refundedTotal: p.refundedTotal,
+        }
+      : null,
+  );
 
 /** What a poll found that no webhook had said, with both views. */
 export function recordDrift(
-  tx: Db,
-  drift: { paymentId: string; eventSeq: number; before: Payment | undefined; summary: string; at: number },
+  tx: Tx,
+  drift: { eventSeq: number; before: Payment | undefined; after: Payment; summary: string; at: number },
 ): void {
-  const after = tx.select().from(payments).where(eq(payments.id, drift.paymentId)).get();
-  const view = (p: Payment | undefined) =>
-    JSON.stringify(
-      p
-        ? {
-            statusCode: p.statusCode,
-            stage: p.stage,
-            capturedTotal: p.capturedTotal,
-            refundedTotal: p.refundedTotal,
-          }
-        : null,
-    );
-  tx.insert(drifts)
-    .values({
-      paymentId: drift.paymentId,
-      eventSeq: drift.eventSeq,
-      ledgerView: view(drift.before),
-      platformView: view(after),
-      summary: drift.summary,
-      at: drift.at,
-    })
-    .run();
+  tx.stmt.insertDrift.run({
+    paymentId: drift.after.id,
+    eventSeq: drift.eventSeq,
+    ledgerView: statusOf(drift.before),
+    platformView: statusOf(drift.after),
+    summary: drift.summary,
+    at: drift.at,
+  });
 }
 
-/**
- * Keeps nextCheckAt in step with the payment after every write: the sweep then reads only due rows. A poll
- * climbs the ladder one step; a conclusive status resets it. Returns true when the payment was just given up.
- */
+/** The reconciler gave up on the payment (see withNextCheck): a human must look. */
+export function recordGivenUp(tx: Tx, payment: Payment, at: number): void {
+  recordFactChange(tx, payment, {
+    kind: 'stale',
+    cause: `no conclusive status after ${payment.checkAttempts} checks: given up, needs a human`,
+    at,
+  });
+}
+
+/** withNextCheck, with the fact on the change feed when the payment was just given up. */
 export function scheduleNextCheck(
-  tx: Db,
-  paymentId: string,
+  tx: Tx,
+  payment: Payment,
   at: number,
   policy: CheckPolicy,
-  options: { polled?: boolean; refundEvent?: boolean } = {},
-): boolean {
-  const payment = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
-  if (!payment) return false;
-  const checkAttempts = payment.checkAttempts + (options.polled ? 1 : 0);
-  const plan = planNextCheck({ ...payment, checkAttempts }, at, policy, { refundEvent: options.refundEvent });
-  const conclusive = plan.nextCheckAt === null && !plan.stale;
-  tx.update(payments)
-    .set({
-      nextCheckAt: plan.nextCheckAt,
-      checkAttempts: conclusive ? 0 : checkAttempts,
-      ...(plan.stale ? { staleAt: at } : {}),
-    })
-    .where(eq(payments.id, paymentId))
-    .run();
-  if (plan.stale) {
-    recordFactChange(tx, payment, {
-      kind: 'stale',
-      cause: `no conclusive status after ${checkAttempts} checks: given up, needs a human`,
-      at,
-    });
-  }
-  return plan.stale;
+  options: NextCheckOptions = {},
+): { payment: Payment; stale: boolean } {
+  const scheduled = withNextCheck(payment, at, policy, options);
+  if (scheduled.stale) recordGivenUp(tx, scheduled.payment, at);
+  return scheduled;
 }

@@ -3,6 +3,7 @@ import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import type { EventRecord } from './ledger';
 import type * as schema from './schema';
 import { events, type EventOutcome } from './schema';
+import type { Tx } from './sqlite-statements';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -31,13 +32,16 @@ export interface EventResult {
   changeTime?: string | null;
 }
 
-/** Inserts the event row, or rewrites a retryable one (invalid/failed) now that it has been processed again. */
+/**
+ * Inserts the event row, or rewrites a retryable one (invalid/failed, whose seq the gate read) now that it has
+ * been processed again. Returns the event's seq.
+ */
 export function writeEvent(
-  tx: Db,
+  tx: Tx,
   event: EventRecord,
   result: EventResult,
   at: number,
-  exists: boolean,
+  existingSeq: number | null,
 ): number {
   const columns = {
     ...eventColumns(event),
@@ -49,14 +53,7 @@ export function writeEvent(
     reason: result.reason,
     processedAt: at,
   };
-  const row = exists
-    ? tx
-        .update(events)
-        .set(columns)
-        .where(eq(events.eventId, event.eventId))
-        .returning({ seq: events.seq })
-        .get()
-    : tx.insert(events).values(columns).returning({ seq: events.seq }).get();
-  if (!row) throw new Error(`event ${event.eventId} could not be written`);
-  return row.seq;
+  if (existingSeq === null) return Number(tx.stmt.insertEvent.run(columns).lastInsertRowid);
+  tx.db.update(events).set(columns).where(eq(events.seq, existingSeq)).run();
+  return existingSeq;
 }

@@ -4,8 +4,8 @@ import type { PaymentRegistration } from './ledger';
 import { paymentBaseOf } from './observation';
 import { payments } from './schema';
 import type { CheckPolicy } from './check-schedule';
-import { recordChange, scheduleNextCheck } from './sqlite-changes';
-import type { Db } from './sqlite-events';
+import { recordChange, savePayment, scheduleNextCheck } from './sqlite-changes';
+import type { Tx } from './sqlite-statements';
 import { linkWaitingRefunds } from './sqlite-refunds';
 import { STAGE_INFO } from './status-table';
 
@@ -17,14 +17,15 @@ type RegisterOutcome =
  * is completed with the registration, as long as nothing the platform said contradicts it.
  */
 export function registerInTransaction(
-  tx: Db,
+  tx: Tx,
   registration: PaymentRegistration,
   at: number,
   policy: CheckPolicy,
 ): RegisterOutcome {
-  const held = tx.select().from(payments).where(eq(payments.id, registration.paymentId)).get();
+  const held = tx.stmt.paymentById.get({ id: registration.paymentId });
   if (!held) {
-    tx.insert(payments)
+    const inserted = tx.db
+      .insert(payments)
       .values({
         id: registration.paymentId,
         base: paymentBaseOf(registration.paymentId),
@@ -38,10 +39,12 @@ export function registerInTransaction(
         firstSeenAt: at,
         updatedAt: at,
       })
-      .run();
-    recordRegistration(tx, registration.paymentId, 'expected', null, at);
-    linkWaitingRefunds(tx, registration.paymentId, at);
-    scheduleNextCheck(tx, registration.paymentId, at, policy);
+      .returning()
+      .get();
+    recordRegistration(tx, inserted.id, 'expected', null, at);
+    const linked = linkWaitingRefunds(tx, inserted, at);
+    const { payment } = scheduleNextCheck(tx, linked, at, policy);
+    savePayment(tx, inserted, payment);
     return { outcome: 'registered' };
   }
 
@@ -58,24 +61,22 @@ export function registerInTransaction(
   if (conflicts.length) return { outcome: 'conflict', conflicts };
   if (held.registeredAt !== null) return { outcome: 'already_registered' };
 
-  tx.update(payments)
-    .set({
-      merchantReference: registration.merchantReference,
-      amount: registration.amount,
-      currency: registration.currency,
-      fulfilmentDueAt: registration.fulfilmentDueAt,
-      registeredAt: at,
-      updatedAt: at,
-    })
-    .where(eq(payments.id, held.id))
-    .run();
+  const registered = {
+    ...held,
+    merchantReference: registration.merchantReference,
+    amount: registration.amount,
+    currency: registration.currency,
+    fulfilmentDueAt: registration.fulfilmentDueAt,
+    registeredAt: at,
+    updatedAt: at,
+  };
   recordRegistration(tx, held.id, held.stage, held.statusCode, at);
-  scheduleNextCheck(tx, held.id, at, policy);
+  savePayment(tx, held, scheduleNextCheck(tx, registered, at, policy).payment);
   return { outcome: 'registered' };
 }
 
 function recordRegistration(
-  tx: Db,
+  tx: Tx,
   paymentId: string,
   stage: typeof payments.$inferSelect.stage,
   code: number | null,
@@ -99,17 +100,17 @@ type ReleaseOutcome =
   | { outcome: 'not_found' };
 
 export function releaseInTransaction(
-  tx: Db,
+  tx: Tx,
   paymentId: string,
   releaseOn: ReleaseOn,
   at: number,
 ): ReleaseOutcome {
-  const held = tx.select().from(payments).where(eq(payments.id, paymentId)).get();
+  const held = tx.stmt.paymentById.get({ id: paymentId });
   if (!held) return { outcome: 'not_found' };
   if (held.releasedAt !== null) return { outcome: 'already_released' };
   const decision = decideRelease(held, releaseOn);
   if (!decision.releasable) return { outcome: 'not_releasable', decision };
-  tx.update(payments).set({ releasedAt: at, updatedAt: at }).where(eq(payments.id, paymentId)).run();
+  tx.db.update(payments).set({ releasedAt: at, updatedAt: at }).where(eq(payments.id, paymentId)).run();
   recordChange(tx, {
     paymentId,
     kind: 'released',

@@ -17,6 +17,8 @@ import {
   replayEventQuery,
 } from './sqlite-operations';
 import { eventColumns, type Db } from './sqlite-events';
+import { createGroupCommit, type GroupCommit } from './sqlite-group-commit';
+import { prepareStatements, type Tx } from './sqlite-statements';
 import { registerInTransaction, releaseInTransaction } from './sqlite-fulfilment';
 
 export interface OpenSqliteLedgerOptions {
@@ -68,14 +70,18 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   migrateWithRetry(db);
   const now = options.now ?? Date.now;
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
+  const stmt = prepareStatements(db);
+  const group = createGroupCommit(sqlite);
 
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
-  const writing = <T>(work: (tx: Db, at: number) => T): T =>
-    db.transaction((tx) => work(tx, now()), { behavior: 'immediate' });
+  const writing = <T>(work: (tx: Tx, at: number) => T): T =>
+    db.transaction((txDb) => work({ db: txDb, stmt }, now()), { behavior: 'immediate' });
 
-  return {
-    apply: async (input: ApplyInput): Promise<ApplyResult> =>
-      writing((tx, at) => applyInTransaction(tx, input, at, policy)),
+  const ledger: Ledger = {
+    apply: (input: ApplyInput): Promise<ApplyResult> => {
+      const at = now();
+      return group.run(() => applyInTransaction({ db, stmt }, input, at, policy));
+    },
     recordFailedEvent: async (event, error) => {
       db.insert(events)
         .values({ ...eventColumns(event), outcome: 'failed', reason: error, processedAt: now() })
@@ -87,13 +93,13 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     registerPayment: async (registration) =>
       writing((tx, at) => {
         const result = registerInTransaction(tx, registration, at, policy);
-        return { ...result, payment: getPaymentView(tx, registration.paymentId)! };
+        return { ...result, payment: getPaymentView(tx.db, registration.paymentId)! };
       }),
     releasePayment: async (paymentId, releaseOn) =>
       writing((tx, at) => {
         const result = releaseInTransaction(tx, paymentId, releaseOn, at);
         if (result.outcome === 'not_found') return result;
-        return { ...result, payment: getPaymentView(tx, paymentId)! };
+        return { ...result, payment: getPaymentView(tx.db, paymentId)! };
       }),
     listPaymentsByMerchantReference: async (merchantReference) =>
       db
@@ -118,10 +124,10 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     recordAction: async (action) => recordActionQuery(db, action, now()),
     listActions: async (limit) => listActionsQuery(db, limit),
     replayEvent: async (eventId, replayOptions) =>
-      replayEventQuery(db, eventId, replayOptions, now(), policy),
+      replayEventQuery({ db, stmt }, eventId, replayOptions, now(), policy),
     rebuild: async (rebuildOptions) =>
       rebuildQuery(
-        db,
+        { db, stmt },
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
         now(),
@@ -161,6 +167,22 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
       sqlite.close();
     },
   };
+  return inCallOrder(ledger, group);
+}
+
+/** Every call but apply first runs the applies queued before it, so that calls take effect in call order. */
+function inCallOrder(ledger: Ledger, group: GroupCommit): Ledger {
+  const ordered: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(ledger) as [string, (...args: unknown[]) => unknown][]) {
+    ordered[name] =
+      name === 'apply'
+        ? method
+        : (...args: unknown[]) => {
+            group.flush();
+            return method(...args);
+          };
+  }
+  return ordered as unknown as Ledger;
 }
 
 function getPaymentView(db: Db, paymentId: string): PaymentView | undefined {

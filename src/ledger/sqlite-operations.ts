@@ -19,6 +19,7 @@ import { events, operatorActions, payments } from './schema';
 import { applyInTransaction } from './sqlite-apply';
 import { recordChange } from './sqlite-changes';
 import type { Db } from './sqlite-events';
+import type { Tx } from './sqlite-statements';
 
 export function statusView(payment: Payment | undefined): PaymentStatusView | null {
   if (!payment) return null;
@@ -101,7 +102,7 @@ export function inTransaction<T>(db: Db, dryRun: boolean, work: (tx: Db) => T): 
 }
 
 export function replayEventQuery(
-  db: Db,
+  { db, stmt }: Tx,
   eventId: string,
   options: { actionId: number | null; dryRun: boolean },
   at: number,
@@ -116,13 +117,12 @@ export function replayEventQuery(
     reading.kind === 'observation' && reading.observation.kind === 'payment'
       ? reading.observation.paymentId
       : original.paymentId;
-  return inTransaction(db, options.dryRun, (tx) => {
+  return inTransaction(db, options.dryRun, (txDb) => {
     const paymentId = paymentIdOf();
-    const current = (id: string | null) =>
-      id ? statusView(tx.select().from(payments).where(eq(payments.id, id)).get()) : null;
+    const current = (id: string | null) => (id ? statusView(stmt.paymentById.get({ id })) : null);
     const before = current(paymentId);
     const result = applyInTransaction(
-      tx,
+      { db: txDb, stmt },
       {
         event: {
           eventId: replayEventId,
@@ -160,7 +160,7 @@ export function replayEventQuery(
  * run, set to the recomputed state with a state change saying so).
  */
 export async function rebuildQuery(
-  db: Db,
+  { db, stmt }: Tx,
   openScratch: (file: string) => Ledger,
   options: { dryRun: boolean },
   at: number,
@@ -211,22 +211,26 @@ export async function rebuildQuery(
       }
     }
     if (!options.dryRun && differences.length) {
-      inTransaction(db, false, (tx) => {
+      inTransaction(db, false, (txDb) => {
         for (const { paymentId, ledger, rebuilt } of differences) {
-          tx.update(payments)
+          txDb
+            .update(payments)
             .set({ ...rebuilt, updatedAt: at })
             .where(eq(payments.id, paymentId))
             .run();
-          recordChange(tx, {
-            paymentId,
-            kind: 'status',
-            fromStage: ledger.stage,
-            toStage: rebuilt.stage,
-            fromStatusCode: ledger.statusCode,
-            toStatusCode: rebuilt.statusCode,
-            cause: 'rebuild: recomputed from the stored events',
-            at,
-          });
+          recordChange(
+            { db: txDb, stmt },
+            {
+              paymentId,
+              kind: 'status',
+              fromStage: ledger.stage,
+              toStage: rebuilt.stage,
+              fromStatusCode: ledger.statusCode,
+              toStatusCode: rebuilt.statusCode,
+              cause: 'rebuild: recomputed from the stored events',
+              at,
+            },
+          );
         }
       });
     }

@@ -1,0 +1,69 @@
+import type Database from 'better-sqlite3';
+
+interface Queued {
+  work: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+export interface GroupCommit {
+  /** Queues `work` (synchronous) for the next batch; settles after that batch's COMMIT. */
+  run<T>(work: () => T): Promise<T>;
+  /** Runs the queued work now (other ledger calls do, so that calls take effect in call order). */
+  flush(): void;
+}
+
+/**
+ * Group commit: the work queued during one turn of the event loop (the status worker's concurrent applies)
+ * runs in call order in one IMMEDIATE transaction, each piece in its own SAVEPOINT, and one COMMIT writes them
+ * all (with a transaction per event, its COMMIT cost more CPU than its statements). Why this keeps per-event
+ * semantics:
+ * - each piece sees the effects of the pieces before it (same connection, same transaction, in order), so the
+ *   dedupe gate and the ordering rule decide exactly as if each had committed alone;
+ * - a piece that throws is rolled back to its savepoint and only its promise rejects;
+ * - no promise settles before the COMMIT: when BEGIN (SQLITE_BUSY) or COMMIT fails, or SQLite rolled the whole
+ *   transaction back (disk full, I/O error), every promise of the batch rejects and none of it is kept, so
+ *   BullMQ retries all of those jobs.
+ */
+export function createGroupCommit(sqlite: Database.Database): GroupCommit {
+  let queue: Queued[] = [];
+  // Called inside a transaction, a better-sqlite3 transaction function runs in a savepoint.
+  const inSavepoint = sqlite.transaction((work: () => unknown) => work());
+  const inOneTransaction = sqlite.transaction((batch: Queued[]) =>
+    batch.map((queued): Outcome => {
+      try {
+        return { ok: true, value: inSavepoint(queued.work) };
+      } catch (error) {
+        if (!sqlite.inTransaction) throw error;
+        return { ok: false, error };
+      }
+    }),
+  );
+
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    if (batch.length === 0) return;
+    let outcomes: Outcome[];
+    try {
+      outcomes = inOneTransaction.immediate(batch);
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    outcomes.forEach((outcome, i) =>
+      outcome.ok ? batch[i]!.resolve(outcome.value) : batch[i]!.reject(outcome.error),
+    );
+  };
+
+  return {
+    run: <T>(work: () => T) =>
+      new Promise<T>((resolve, reject) => {
+        if (queue.length === 0) setImmediate(flush);
+        queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      }),
+    flush,
+  };
+}
