@@ -136,6 +136,7 @@ async function main() {
       console.log(`round ${round} ratio receiver/bare: ${(ratio * 100).toFixed(1)} %`);
     }
     const server = await startServer('receiver', redisUrl, path.join(dir, 'ledger-rate.db'));
+    await load(server.url).catch(() => undefined); // warm-up, as for the runs above
     const fixed = await load(server.url, 1000);
     await stop(server.child);
     ratios.sort((a, b) => a - b);
