@@ -7,23 +7,15 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const KEY = { keyId: 'bench-key', secret: 'bench+secret/=' };
 const TOKEN = 'bench-token';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -58,27 +50,8 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-e2e-'));
   const [redisPort, webPort] = [await freePort(), await freePort()];
   const children: ChildProcess[] = [];
-  children.push(
-    spawn(
-      'redis-server',
-      [
-        '--port',
-        String(redisPort),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--appendonly',
-        'yes',
-        '--save',
-        '',
-        '--maxmemory-policy',
-        'noeviction',
-      ],
-      { stdio: 'ignore' },
-    ),
-  );
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  children.push(spawn('redis-server', redisServerArgs({ port: redisPort, dir }), { stdio: 'ignore' }));
+  await waitForPort(redisPort, 5_000);
   const env = {
     ...process.env,
     NODE_ENV: 'development',

@@ -5,24 +5,16 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
 import { BENCH_KEY } from './ingest-server';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function delivery(n: number) {
   const body = JSON.stringify({
@@ -93,26 +85,11 @@ async function load(url: string, overallRate?: number) {
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-ingest-'));
   const redisPort = await freePort();
-  const redis = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(redisPort),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--maxmemory-policy',
-      'noeviction',
-    ],
-    { stdio: 'ignore' },
-  );
+  const redis = spawn('redis-server', redisServerArgs({ port: redisPort, dir, appendonly: false }), {
+    stdio: 'ignore',
+  });
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await waitForPort(redisPort, 5_000);
   try {
     console.log(
       `bench:ingest  ${new Date().toISOString()}  cores=${os.cpus().length}  node=${process.version}  connections=${CONNECTIONS}  ${SECONDS}s per run`,

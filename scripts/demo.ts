@@ -4,9 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { startPlatformSimulator, type PlatformSimulator, type SimulatedPayment } from '../src/simulator';
 
 const ROOT = path.join(__dirname, '..');
@@ -15,14 +15,6 @@ const API_TOKEN = 'demo-token';
 const CREDENTIALS = { merchantId: 'DemoMerchant', apiKeyId: 'demo-api-key', apiSecret: 'demo-api-secret' };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -87,26 +79,8 @@ async function main() {
     process.exit(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-demo-'));
   const [redisPort, webPort, schedulerPort] = [await freePort(), await freePort(), await freePort()];
-  start(
-    'redis-server',
-    [
-      '--port',
-      String(redisPort),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--save',
-      '',
-      '--maxmemory-policy',
-      'noeviction',
-      '--loglevel',
-      'warning',
-    ],
-    {},
-  );
+  start('redis-server', redisServerArgs({ port: redisPort, dir }), {});
+  await waitForPort(redisPort, 5_000);
   const simulator: PlatformSimulator = await startPlatformSimulator(CREDENTIALS);
   const env = {
     PORT: String(webPort),

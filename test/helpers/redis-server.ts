@@ -1,33 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, redisServerArgs, waitForPort } from '../../src/local';
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`redis-server did not listen on ${port} within ${timeoutMs} ms`);
-}
+export { freePort };
 
 /** A private redis-server as production runs it: AOF on, noeviction. Stop and start it to test outages. */
 export class RedisServer {
@@ -50,26 +27,7 @@ export class RedisServer {
 
   async startProcess(): Promise<void> {
     const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
-    this.child = spawn(
-      binary,
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        this.dir,
-        '--appendonly',
-        'yes',
-        '--save',
-        '',
-        '--maxmemory-policy',
-        'noeviction',
-        '--daemonize',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
+    this.child = spawn(binary, redisServerArgs({ port: this.port, dir: this.dir }), { stdio: 'ignore' });
     await waitForPort(this.port, 5_000);
   }
 
