@@ -25,8 +25,8 @@ export const zChangesQuery = z.strictObject({
 });
 export type ChangesQuery = z.infer<typeof zChangesQuery>;
 
-/** The ledger's event outcomes (kept here too so that schemas/ depends on nothing). */
-export const zEventOutcome = z.enum([
+/** What became of a stored event; the ledger's `events.outcome` column takes its values from here. */
+export const EVENT_OUTCOMES = [
   'applied',
   'superseded',
   'duplicate',
@@ -34,7 +34,8 @@ export const zEventOutcome = z.enum([
   'invalid',
   'ignored',
   'failed',
-]);
+] as const;
+export const zEventOutcome = z.enum(EVENT_OUTCOMES);
 
 /** GET /v1/events: stored events, oldest first, filtered; `after` pages. */
 export const zEventsQuery = z

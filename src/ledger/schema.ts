@@ -1,19 +1,12 @@
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { EVENT_OUTCOMES } from '../../schemas/api';
 import { STAGES } from './status-table';
 
 /** Milliseconds since the epoch. */
 const epochMs = (name: string) => integer(name);
 const flag = (name: string) => integer(name, { mode: 'boolean' });
 
-export const EVENT_OUTCOMES = [
-  'applied',
-  'superseded',
-  'duplicate',
-  'unknown_code',
-  'invalid',
-  'ignored',
-  'failed',
-] as const;
+export { EVENT_OUTCOMES };
 export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
 
 export const OBSERVATION_SOURCES = ['webhook', 'poll', 'replay'] as const;
