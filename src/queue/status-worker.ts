@@ -21,6 +21,10 @@ export function createStatusWorker(options: StatusWorkerOptions): Worker {
     concurrency: options.concurrency ?? 10,
     // A SIGKILLed worker is not a bad event: allow a job to stall more than once before it fails.
     maxStalledCount: 3,
+    // A dead worker's jobs come back after the lock expires and the next stall check: ~15 s instead of BullMQ's
+    // ~60 s. Applies take milliseconds, and a job run twice after a lost lock meets the ledger's dedupe gate.
+    lockDuration: 10_000,
+    stalledInterval: 5_000,
   });
   worker.on('error', (error) => log.error('worker error', { error: error.message }));
   worker.on('failed', (job, error) => {
