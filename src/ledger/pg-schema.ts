@@ -1,0 +1,171 @@
+import { bigint, boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { CHANGE_KINDS, EVENT_OUTCOMES, OBSERVATION_SOURCES } from './schema';
+import { STAGES } from './status-table';
+
+/**
+ * The ledger's schema for PostgreSQL: the same tables, columns, keys and indexes as ./schema.ts (SQLite), under
+ * the same export names, so code can be written against either. test/unit/ledger-schema-equivalence.test.ts keeps
+ * the two in step; change both together and generate a migration for each (`npm run db:generate` and
+ * `npm run db:generate:pg`).
+ *
+ * SQLite's integers are 64-bit; here epoch milliseconds, amounts, byte counts and sequence numbers are `bigint`
+ * (read as JS numbers), small counters and codes `integer`, and SQLite's 0/1 flags real booleans.
+ */
+
+/** Milliseconds since the epoch. */
+const epochMs = (name: string) => bigint(name, { mode: 'number' });
+/** Minor units of a currency, byte counts, and sequence numbers: 64-bit like SQLite's integers. */
+const int64 = (name: string) => bigint(name, { mode: 'number' });
+/**
+ * SQLite's `integer primary key autoincrement`: by-default identity so that inserts omitting it get the next
+ * value (as on SQLite) while a copy from an existing ledger may still write the original numbers.
+ */
+const serial = (name: string) => int64(name).primaryKey().generatedByDefaultAsIdentity();
+
+export const payments = pgTable(
+  'payments',
+  {
+    id: text('id').primaryKey(),
+    base: text('base').notNull(),
+    merchantReference: text('merchant_reference'),
+    amount: int64('amount'),
+    currency: text('currency'),
+    statusCode: integer('status_code'),
+    status: text('status'),
+    statusCategory: text('status_category'),
+    stage: text('stage', { enum: STAGES }).notNull(),
+    rank: integer('rank').notNull(),
+    uncertain: boolean('uncertain').notNull().default(false),
+    isAuthorized: boolean('is_authorized'),
+    isCancellable: boolean('is_cancellable'),
+    isRefundable: boolean('is_refundable'),
+    capturedTotal: int64('captured_total').notNull().default(0),
+    refundedTotal: int64('refunded_total').notNull().default(0),
+    errorsJson: text('errors_json'),
+    changeTime: text('change_time'),
+    lastSource: text('last_source', { enum: OBSERVATION_SOURCES }),
+    /** When the goods are due; set by registration (POST /v1/payments). */
+    fulfilmentDueAt: epochMs('fulfilment_due_at'),
+    registeredAt: epochMs('registered_at'),
+    releasedAt: epochMs('released_at'),
+    /** Released goods whose payment later moved to refunded, cancelled or reversed. */
+    reversedAfterRelease: boolean('reversed_after_release').notNull().default(false),
+    /** When the reconciler should next ask the platform; null when the status is conclusive. */
+    nextCheckAt: epochMs('next_check_at'),
+    /** Polls made since the last conclusive status: the step on the escalating delay ladder. */
+    checkAttempts: integer('check_attempts').notNull().default(0),
+    /** Set when the reconciler gave up (RECONCILE_GIVE_UP): a human must look. */
+    staleAt: epochMs('stale_at'),
+    firstSeenAt: epochMs('first_seen_at').notNull(),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [
+    index('payments_base_idx').on(t.base),
+    index('payments_merchant_reference_idx').on(t.merchantReference),
+    index('payments_next_check_idx').on(t.nextCheckAt),
+  ],
+);
+
+/** Every raw event exactly as received, unique on the envelope id (see ./schema.ts). */
+export const events = pgTable(
+  'events',
+  {
+    seq: serial('seq'),
+    eventId: text('event_id').notNull().unique('events_event_id_unique'),
+    source: text('source', { enum: OBSERVATION_SOURCES }).notNull(),
+    type: text('type'),
+    paymentId: text('payment_id'),
+    refundId: text('refund_id'),
+    statusCode: integer('status_code'),
+    changeTime: text('change_time'),
+    keyId: text('key_id'),
+    signature: text('signature'),
+    rawBody: text('raw_body'),
+    /** Position of the event inside a delivery whose body was a JSON array. */
+    rawIndex: integer('raw_index'),
+    rawBytes: int64('raw_bytes'),
+    outcome: text('outcome', { enum: EVENT_OUTCOMES }).notNull(),
+    reason: text('reason'),
+    deliveries: integer('deliveries').notNull().default(1),
+    /** For a replay: the event it replays, and the operator action that asked for it. */
+    replayOf: text('replay_of'),
+    actionId: int64('action_id'),
+    receivedAt: epochMs('received_at').notNull(),
+    processedAt: epochMs('processed_at').notNull(),
+  },
+  (t) => [
+    index('events_payment_idx').on(t.paymentId, t.seq),
+    index('events_outcome_idx').on(t.outcome, t.seq),
+    index('events_received_idx').on(t.receivedAt),
+  ],
+);
+
+/** Every change of a payment's state, in commit order (seq is the change feed's cursor). */
+export const stateChanges = pgTable(
+  'state_changes',
+  {
+    seq: serial('seq'),
+    paymentId: text('payment_id')
+      .notNull()
+      .references(() => payments.id),
+    eventSeq: int64('event_seq').references(() => events.seq),
+    kind: text('kind', { enum: CHANGE_KINDS }).notNull().default('status'),
+    fromStage: text('from_stage', { enum: STAGES }),
+    toStage: text('to_stage', { enum: STAGES }).notNull(),
+    fromStatusCode: integer('from_status_code'),
+    toStatusCode: integer('to_status_code'),
+    cause: text('cause').notNull(),
+    at: epochMs('at').notNull(),
+  },
+  (t) => [index('state_changes_payment_idx').on(t.paymentId, t.seq)],
+);
+
+/** Refunds by refund id. A refund may arrive before its payment: it is linked once the payment is known. */
+export const refunds = pgTable(
+  'refunds',
+  {
+    id: text('id').primaryKey(),
+    paymentId: text('payment_id').references(() => payments.id),
+    paymentBase: text('payment_base').notNull(),
+    merchantReference: text('merchant_reference'),
+    amount: int64('amount'),
+    currency: text('currency'),
+    statusCode: integer('status_code').notNull(),
+    status: text('status'),
+    stage: text('stage', { enum: STAGES }).notNull(),
+    rank: integer('rank').notNull(),
+    changeTime: text('change_time'),
+    updatedAt: epochMs('updated_at').notNull(),
+  },
+  (t) => [index('refunds_payment_idx').on(t.paymentId), index('refunds_base_idx').on(t.paymentBase)],
+);
+
+/** What a poll found that no webhook had said: both views, for a human and for the drift count. */
+export const drifts = pgTable(
+  'drifts',
+  {
+    seq: serial('seq'),
+    paymentId: text('payment_id')
+      .notNull()
+      .references(() => payments.id),
+    eventSeq: int64('event_seq').references(() => events.seq),
+    ledgerView: text('ledger_view').notNull(),
+    platformView: text('platform_view').notNull(),
+    summary: text('summary').notNull(),
+    at: epochMs('at').notNull(),
+  },
+  (t) => [index('drifts_payment_idx').on(t.paymentId)],
+);
+
+/** Who changed what through the on-call tools, and why. */
+export const operatorActions = pgTable('operator_actions', {
+  id: serial('id'),
+  actor: text('actor').notNull(),
+  reason: text('reason'),
+  action: text('action').notNull(),
+  target: text('target'),
+  count: integer('count').notNull().default(0),
+  dryRun: boolean('dry_run').notNull().default(false),
+  detailsJson: text('details_json'),
+  at: epochMs('at').notNull(),
+});
