@@ -24,7 +24,7 @@ export type {
   ReplayResult,
   RebuildReport,
 } from './ledger';
-export { readStoredEvent } from './sqlite-operations';
+export { readStoredEvent } from './operations';
 export { decideRelease, classifyDecline, REVERSING_STAGES, DECLINE_CATEGORIES } from './fulfilment';
 export type { ReleaseOn, ReleaseDecision, ReleaseReason, DeclineCategory, ReleaseFacts } from './fulfilment';
 export {

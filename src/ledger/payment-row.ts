@@ -49,7 +49,17 @@ export function paymentAfter(
   };
   return held
     ? { ...withDescriptiveFields(held, observation), ...status }
-    : newPayment(observation, status, at);
+    : newPayment(
+        {
+          id: observation.paymentId,
+          base: paymentBaseOf(observation.paymentId),
+          merchantReference: observation.merchantReference,
+          amount: observation.amount,
+          currency: observation.currency,
+          ...status,
+        },
+        at,
+      );
 }
 
 /** Descriptive fields never change a payment's standing; take them from any event when the ledger lacks them. */
@@ -62,18 +72,15 @@ function withDescriptiveFields(held: Payment, observation: PaymentObservation): 
   return { ...held, merchantReference, amount, currency };
 }
 
-/** A payment row as first seen: the schema's defaults, then the observed status. */
-function newPayment(
-  observation: PaymentObservation,
-  status: Pick<Payment, 'stage' | 'rank'> & Partial<Payment>,
+/** A payment row as first seen: the schema's defaults, then what is known. */
+export function newPayment(
+  known: Pick<Payment, 'id' | 'base' | 'stage' | 'rank'> & Partial<Payment>,
   at: number,
 ): Payment {
   return {
-    id: observation.paymentId,
-    base: paymentBaseOf(observation.paymentId),
-    merchantReference: observation.merchantReference,
-    amount: observation.amount,
-    currency: observation.currency,
+    merchantReference: null,
+    amount: null,
+    currency: null,
     statusCode: null,
     status: null,
     statusCategory: null,
@@ -95,7 +102,7 @@ function newPayment(
     staleAt: null,
     firstSeenAt: at,
     updatedAt: at,
-    ...status,
+    ...known,
   };
 }
 

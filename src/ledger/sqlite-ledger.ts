@@ -1,25 +1,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { and, asc, count, eq, gt, isNotNull, lt, lte, max } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNotNull, isNull, lt, lte, max } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import type { ApplyInput, ApplyResult, Ledger, LedgerCounts, PaymentView } from './ledger';
 import * as schema from './schema';
 import { drifts, events, payments, refunds, stateChanges } from './schema';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './check-schedule';
-import { applyInTransaction, recordPollMissInTransaction } from './sqlite-apply';
-import {
-  listActionsQuery,
-  listEventsQuery,
-  rebuildQuery,
-  recordActionQuery,
-  replayEventQuery,
-} from './sqlite-operations';
-import { eventColumns, type Db } from './sqlite-events';
+import { applyEvent, recordPollMiss } from './apply';
+import { eventColumns } from './event-row';
+import { rebuildLedger, replayStoredEvent } from './operations';
+import { register, release } from './registration';
+import { inTransaction, listActionsQuery, listEventsQuery, recordActionQuery } from './sqlite-operations';
 import { createGroupCommit, type GroupCommit } from './sqlite-group-commit';
-import { prepareStatements, type Tx } from './sqlite-statements';
-import { registerInTransaction, releaseInTransaction } from './sqlite-fulfilment';
+import { createSqliteStore, type Db } from './sqlite-store';
+import { runSync, type Effect } from './store';
 
 export interface OpenSqliteLedgerOptions {
   /** File path of the ledger; its folder is created when missing. */
@@ -70,17 +66,18 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   migrateWithRetry(db);
   const now = options.now ?? Date.now;
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
-  const stmt = prepareStatements(db);
+  const store = createSqliteStore(db);
   const group = createGroupCommit(sqlite);
 
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
-  const writing = <T>(work: (tx: Tx, at: number) => T): T =>
-    db.transaction((txDb) => work({ db: txDb, stmt }, now()), { behavior: 'immediate' });
+  const writing = <T>(work: (at: number) => T): T =>
+    db.transaction(() => work(now()), { behavior: 'immediate' });
+  const run = <T>(effect: Effect<T>): T => runSync(effect, store);
 
   const ledger: Ledger = {
     apply: (input: ApplyInput): Promise<ApplyResult> => {
       const at = now();
-      return group.run(() => applyInTransaction({ db, stmt }, input, at, policy));
+      return group.run(() => run(applyEvent(input, at, policy)));
     },
     recordFailedEvent: async (event, error) => {
       db.insert(events)
@@ -91,15 +88,15 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     },
     getPayment: async (paymentId) => getPaymentView(db, paymentId),
     registerPayment: async (registration) =>
-      writing((tx, at) => {
-        const result = registerInTransaction(tx, registration, at, policy);
-        return { ...result, payment: getPaymentView(tx.db, registration.paymentId)! };
+      writing((at) => {
+        const result = run(register(registration, at, policy));
+        return { ...result, payment: getPaymentView(db, registration.paymentId)! };
       }),
     releasePayment: async (paymentId, releaseOn) =>
-      writing((tx, at) => {
-        const result = releaseInTransaction(tx, paymentId, releaseOn, at);
+      writing((at) => {
+        const result = run(release(paymentId, releaseOn, at));
         if (result.outcome === 'not_found') return result;
-        return { ...result, payment: getPaymentView(tx.db, paymentId)! };
+        return { ...result, payment: getPaymentView(db, paymentId)! };
       }),
     listPaymentsByMerchantReference: async (merchantReference) =>
       db
@@ -123,11 +120,23 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     listEvents: async (filter) => listEventsQuery(db, filter),
     recordAction: async (action) => recordActionQuery(db, action, now()),
     listActions: async (limit) => listActionsQuery(db, limit),
-    replayEvent: async (eventId, replayOptions) =>
-      replayEventQuery({ db, stmt }, eventId, replayOptions, now(), policy),
+    replayEvent: async (eventId, replayOptions) => {
+      const original = db.select().from(events).where(eq(events.eventId, eventId)).get();
+      if (!original) return { outcome: 'not_found', eventId };
+      const { rawBody } = original;
+      if (rawBody === null) return { outcome: 'no_raw_body', eventId };
+      return inTransaction(db, replayOptions.dryRun, () =>
+        run(replayStoredEvent({ ...original, rawBody }, replayOptions, now(), policy)),
+      );
+    },
     rebuild: async (rebuildOptions) =>
-      rebuildQuery(
-        { db, stmt },
+      rebuildLedger(
+        {
+          listEvents: async (filter) => listEventsQuery(db, filter),
+          purgedPaymentIds: async () => purgedPaymentIds(db),
+          activePayments: async () => db.select().from(payments).where(isNull(payments.staleAt)).all(),
+          write: async (effect) => inTransaction(db, false, () => run(effect)),
+        },
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
         now(),
@@ -137,7 +146,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         .all()
         .map((row) => ({ ...row, nextCheckAt: row.nextCheckAt! })),
     recordPollMiss: async (paymentId, reason) =>
-      writing((tx, at) => recordPollMissInTransaction(tx, paymentId, reason, at, policy)),
+      writing((at) => run(recordPollMiss(paymentId, reason, at, policy))),
     listDrifts: async (paymentId) =>
       paymentId === undefined
         ? db.select().from(drifts).orderBy(asc(drifts.seq)).all()
@@ -221,6 +230,15 @@ function countLedger(db: Db): LedgerCounts {
     stale: stale?.n ?? 0,
     drifts: driftCount?.n ?? 0,
   };
+}
+
+function purgedPaymentIds(db: Db): string[] {
+  return db
+    .selectDistinct({ paymentId: events.paymentId })
+    .from(events)
+    .where(and(isNull(events.rawBody), isNotNull(events.rawBytes), isNotNull(events.paymentId)))
+    .all()
+    .map((row) => row.paymentId!);
 }
 
 /** The sweep's query: only due rows, read through payments_next_check_idx (checked by EXPLAIN QUERY PLAN). */

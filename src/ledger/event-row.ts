@@ -1,11 +1,6 @@
-import { eq } from 'drizzle-orm';
-import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import type { EventRecord } from './ledger';
-import type * as schema from './schema';
-import { events, type EventOutcome } from './schema';
-import type { Tx } from './sqlite-statements';
-
-export type Db = BetterSQLite3Database<typeof schema>;
+import type { EventOutcome } from './schema';
+import { call, type Effect } from './store';
 
 export function eventColumns(event: EventRecord) {
   return {
@@ -36,13 +31,12 @@ export interface EventResult {
  * Inserts the event row, or rewrites a retryable one (invalid/failed, whose seq the gate read) now that it has
  * been processed again. Returns the event's seq.
  */
-export function writeEvent(
-  tx: Tx,
+export function* writeEvent(
   event: EventRecord,
   result: EventResult,
   at: number,
   existingSeq: number | null,
-): number {
+): Effect<number> {
   const columns = {
     ...eventColumns(event),
     paymentId: result.paymentId,
@@ -53,7 +47,7 @@ export function writeEvent(
     reason: result.reason,
     processedAt: at,
   };
-  if (existingSeq === null) return Number(tx.stmt.insertEvent.run(columns).lastInsertRowid);
-  tx.db.update(events).set(columns).where(eq(events.seq, existingSeq)).run();
+  if (existingSeq === null) return yield* call('insertEvent', columns);
+  yield* call('updateEvent', existingSeq, columns);
   return existingSeq;
 }

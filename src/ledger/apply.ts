@@ -6,26 +6,22 @@ import { paymentAfter, withNextCheck } from './payment-row';
 import type { EventOutcome } from './schema';
 import {
   flagReversalAfterRelease,
-  insertPayment,
   recordChange,
   recordDrift,
   recordFactChange,
   recordGivenUp,
   savePayment,
   scheduleNextCheck,
-} from './sqlite-changes';
-import { writeEvent } from './sqlite-events';
-import type { Tx } from './sqlite-statements';
+} from './changes';
+import { writeEvent } from './event-row';
 import {
   findRefundedPayment,
   linkWaitingRefunds,
   recomputeRefundedTotal,
   upsertRefund,
-} from './sqlite-refunds';
+} from './refund-links';
 import { STATUS_CODES } from './status-table';
-
-export type { Db } from './sqlite-events';
-export type { Tx } from './sqlite-statements';
+import { call, type Effect } from './store';
 
 /** Events in these outcomes may be processed again under the same envelope id (retry after a fix). */
 const RETRYABLE_OUTCOMES: readonly EventOutcome[] = ['invalid', 'failed'];
@@ -33,14 +29,15 @@ const RETRYABLE_OUTCOMES: readonly EventOutcome[] = ['invalid', 'failed'];
 const NOTHING_CHANGED = { stateChanged: false, reversedAfterRelease: false, stale: false } as const;
 
 /**
- * The dedupe gate, then the decision, then the writes — in one IMMEDIATE transaction, so two workers can never
- * both pass the gate for the same envelope id or interleave on one payment.
+ * The dedupe gate, then the decision, then the writes. The caller runs it in one transaction that serialises
+ * writers of the same payment (SQLite: IMMEDIATE; PostgreSQL: a lock on the payment's id base), so two workers
+ * can never both pass the gate for the same envelope id or interleave on one payment.
  */
-export function applyInTransaction(tx: Tx, input: ApplyInput, at: number, policy: CheckPolicy): ApplyResult {
+export function* applyEvent(input: ApplyInput, at: number, policy: CheckPolicy): Effect<ApplyResult> {
   const { event, reading } = input;
-  const existing = tx.stmt.eventById.get({ eventId: event.eventId });
+  const existing = yield* call('eventById', event.eventId);
   if (existing && !RETRYABLE_OUTCOMES.includes(existing.outcome)) {
-    tx.stmt.countDelivery.run({ seq: existing.seq });
+    yield* call('countDelivery', existing.seq);
     return {
       outcome: 'duplicate',
       paymentId: existing.paymentId,
@@ -52,13 +49,13 @@ export function applyInTransaction(tx: Tx, input: ApplyInput, at: number, policy
 
   if (reading.kind !== 'observation') {
     const outcome = reading.kind === 'ignored' ? 'ignored' : 'invalid';
-    writeEvent(tx, event, { outcome, reason: reading.reason, paymentId: null }, at, existingSeq);
+    yield* writeEvent(event, { outcome, reason: reading.reason, paymentId: null }, at, existingSeq);
     return { outcome, paymentId: null, ...NOTHING_CHANGED, reason: reading.reason };
   }
   const observation = reading.observation;
   return observation.kind === 'payment'
-    ? applyPayment(tx, event, observation, at, existingSeq, policy)
-    : applyRefund(tx, event, observation, at, existingSeq, policy);
+    ? yield* applyPayment(event, observation, at, existingSeq, policy)
+    : yield* applyRefund(event, observation, at, existingSeq, policy);
 }
 
 /** An unknown code keeps its own outcome, applied or not, so that it is always counted. */
@@ -72,16 +69,15 @@ function outcomeOf(decision: Decision, statusCode: number): ApplyResult['outcome
  * its refunds and state changes point at it). The next check depends only on the status, so when the status
  * decides it (a status change, or a poll) it is planned here and written with the status.
  */
-function applyPayment(
-  tx: Tx,
+function* applyPayment(
   event: EventRecord,
   observation: PaymentObservation,
   at: number,
   existingSeq: number | null,
   policy: CheckPolicy,
-): ApplyResult {
+): Effect<ApplyResult> {
   const paymentId = observation.paymentId;
-  const held = tx.stmt.paymentById.get({ id: paymentId });
+  const held = yield* call('paymentById', paymentId);
   const decision = decide(held, observation);
   const outcome = outcomeOf(decision, observation.statusCode);
   const statusChanged =
@@ -94,47 +90,43 @@ function applyPayment(
   if (statusChanged || polled) ({ payment, stale } = withNextCheck(payment, at, policy, { polled }));
   const saved = held ?? payment;
   if (!held) {
-    insertPayment(tx, payment);
-    payment = linkWaitingRefunds(tx, payment, at);
+    yield* call('insertPayment', payment);
+    payment = yield* linkWaitingRefunds(payment, at);
   }
   const { reason } = decision;
   const { statusCode, changeTime } = observation;
-  const eventSeq = writeEvent(
-    tx,
+  const eventSeq = yield* writeEvent(
     event,
     { outcome, reason, paymentId, statusCode, changeTime },
     at,
     existingSeq,
   );
-  if (statusChanged) recordStatusChange(tx, { held, payment, event, reason, eventSeq, at });
-  const operated = applyOperations(tx, payment, observation, eventSeq, at);
+  if (statusChanged) yield* recordStatusChange({ held, payment, event, reason, eventSeq, at });
+  const operated = yield* applyOperations(payment, observation, eventSeq, at);
   const stateChanged = statusChanged || operated !== payment;
   if (polled && stateChanged) {
     const summary = `poll found what no webhook said: ${reason}`;
-    recordDrift(tx, { eventSeq, before: held, after: operated, summary, at });
+    yield* recordDrift({ eventSeq, before: held, after: operated, summary, at });
   }
-  payment = stateChanged ? flagReversalAfterRelease(tx, operated, eventSeq, at) : operated;
+  payment = stateChanged ? yield* flagReversalAfterRelease(operated, eventSeq, at) : operated;
   const reversedAfterRelease = payment !== operated;
   // Totals changed by Operations outside a poll and without a status change (a replayed poll): plan it now.
   if (stateChanged && !statusChanged && !polled) ({ payment, stale } = withNextCheck(payment, at, policy));
-  if (stale) recordGivenUp(tx, payment, at);
-  savePayment(tx, saved, payment);
+  if (stale) yield* recordGivenUp(payment, at);
+  yield* savePayment(saved, payment);
   return { outcome, paymentId, stateChanged, reversedAfterRelease, stale, reason };
 }
 
-function recordStatusChange(
-  tx: Tx,
-  change: {
-    held: Payment | undefined;
-    payment: Payment;
-    event: EventRecord;
-    reason: string;
-    eventSeq: number;
-    at: number;
-  },
-): void {
+function* recordStatusChange(change: {
+  held: Payment | undefined;
+  payment: Payment;
+  event: EventRecord;
+  reason: string;
+  eventSeq: number;
+  at: number;
+}): Effect<void> {
   const { held, payment, event } = change;
-  recordChange(tx, {
+  yield* recordChange({
     paymentId: payment.id,
     eventSeq: change.eventSeq,
     kind: 'status',
@@ -148,21 +140,20 @@ function recordStatusChange(
 }
 
 /** GetPaymentDetails `Operations` are the platform's own totals: they repair missed captures and refunds. */
-function applyOperations(
-  tx: Tx,
+function* applyOperations(
   payment: Payment,
   observation: PaymentObservation,
   eventSeq: number,
   at: number,
-): Payment {
-  for (const refund of observation.refunds) upsertRefund(tx, refund, payment.id, at);
+): Effect<Payment> {
+  for (const refund of observation.refunds) yield* upsertRefund(refund, payment.id, at);
   if (observation.refunds.length) {
     const cause = 'refunds from GetPaymentDetails Operations';
-    payment = recomputeRefundedTotal(tx, payment, at, eventSeq, cause);
+    payment = yield* recomputeRefundedTotal(payment, at, eventSeq, cause);
   }
   const captured = observation.capturedFromOperations;
   if (captured === null || captured === payment.capturedTotal) return payment;
-  recordFactChange(tx, payment, {
+  yield* recordFactChange(payment, {
     kind: 'status',
     cause: `captured total ${payment.capturedTotal} → ${captured} from GetPaymentDetails Operations`,
     eventSeq,
@@ -171,19 +162,17 @@ function applyOperations(
   return { ...payment, capturedTotal: captured, updatedAt: at };
 }
 
-function applyRefund(
-  tx: Tx,
+function* applyRefund(
   event: EventRecord,
   observation: RefundObservation,
   at: number,
   existingSeq: number | null,
   policy: CheckPolicy,
-): ApplyResult {
-  const found = findRefundedPayment(tx, observation);
-  const { decision, paymentId } = upsertRefund(tx, observation, found?.id ?? null, at);
+): Effect<ApplyResult> {
+  const found = yield* findRefundedPayment(observation);
+  const { decision, paymentId } = yield* upsertRefund(observation, found?.id ?? null, at);
   const outcome = outcomeOf(decision, observation.statusCode);
-  const eventSeq = writeEvent(
-    tx,
+  const eventSeq = yield* writeEvent(
     event,
     {
       outcome,
@@ -200,29 +189,28 @@ function applyRefund(
   );
   if (paymentId === null) return { outcome, paymentId, ...NOTHING_CHANGED, reason: decision.reason };
   // The refund may be linked to another payment than the one found; the row found is still current.
-  const held = found?.id === paymentId ? found : tx.stmt.paymentById.get({ id: paymentId });
+  const held = found?.id === paymentId ? found : yield* call('paymentById', paymentId);
   if (!held) return { outcome, paymentId, ...NOTHING_CHANGED, reason: decision.reason };
   const cause = `refund ${observation.refundId}: ${decision.reason}`;
-  const payment = recomputeRefundedTotal(tx, held, at, eventSeq, cause);
+  const payment = yield* recomputeRefundedTotal(held, at, eventSeq, cause);
   const stateChanged = payment !== held;
-  const flagged = stateChanged ? flagReversalAfterRelease(tx, payment, eventSeq, at) : payment;
+  const flagged = stateChanged ? yield* flagReversalAfterRelease(payment, eventSeq, at) : payment;
   // Partial refunds are only reliably totalled from Operations: ask the platform soon.
   const refundEvent = decision.verdict === 'apply';
-  const { payment: scheduled, stale } = scheduleNextCheck(tx, flagged, at, policy, { refundEvent });
-  savePayment(tx, held, scheduled);
+  const { payment: scheduled, stale } = yield* scheduleNextCheck(flagged, at, policy, { refundEvent });
+  yield* savePayment(held, scheduled);
   const reversedAfterRelease = flagged !== payment;
   return { outcome, paymentId, stateChanged, reversedAfterRelease, stale, reason: decision.reason };
 }
 
 /** A poll the platform answered 404: recorded on the payment's timeline, and the ladder climbs on. */
-export function recordPollMissInTransaction(
-  tx: Tx,
+export function* recordPollMiss(
   paymentId: string,
   reason: string,
   at: number,
   policy: CheckPolicy,
-): { stale: boolean } {
-  const payment = tx.stmt.paymentById.get({ id: paymentId });
+): Effect<{ stale: boolean }> {
+  const payment = yield* call('paymentById', paymentId);
   if (!payment) return { stale: false };
   const event: EventRecord = {
     eventId: `poll-miss-${paymentId}-${payment.checkAttempts + 1}-${at}`,
@@ -234,8 +222,8 @@ export function recordPollMissInTransaction(
     rawIndex: null,
     receivedAt: at,
   };
-  writeEvent(tx, event, { outcome: 'ignored', reason, paymentId }, at, null);
-  const { payment: scheduled, stale } = scheduleNextCheck(tx, payment, at, policy, { polled: true });
-  savePayment(tx, payment, scheduled);
+  yield* writeEvent(event, { outcome: 'ignored', reason, paymentId }, at, null);
+  const { payment: scheduled, stale } = yield* scheduleNextCheck(payment, at, policy, { polled: true });
+  yield* savePayment(payment, scheduled);
   return { stale };
 }

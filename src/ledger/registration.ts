@@ -1,13 +1,12 @@
-import { eq } from 'drizzle-orm';
 import { decideRelease, type ReleaseDecision, type ReleaseOn } from './fulfilment';
-import type { PaymentRegistration } from './ledger';
+import type { Payment, PaymentRegistration } from './ledger';
 import { paymentBaseOf } from './observation';
-import { payments } from './schema';
 import type { CheckPolicy } from './check-schedule';
-import { recordChange, savePayment, scheduleNextCheck } from './sqlite-changes';
-import type { Tx } from './sqlite-statements';
-import { linkWaitingRefunds } from './sqlite-refunds';
+import { recordChange, savePayment, scheduleNextCheck } from './changes';
+import { linkWaitingRefunds } from './refund-links';
+import { newPayment } from './payment-row';
 import { STAGE_INFO } from './status-table';
+import { call, type Effect } from './store';
 
 type RegisterOutcome =
   { outcome: 'registered' | 'already_registered' } | { outcome: 'conflict'; conflicts: string[] };
@@ -16,17 +15,15 @@ type RegisterOutcome =
  * Registration records what the shop expects; it never touches status. A payment a webhook created first
  * is completed with the registration, as long as nothing the platform said contradicts it.
  */
-export function registerInTransaction(
-  tx: Tx,
+export function* register(
   registration: PaymentRegistration,
   at: number,
   policy: CheckPolicy,
-): RegisterOutcome {
-  const held = tx.stmt.paymentById.get({ id: registration.paymentId });
+): Effect<RegisterOutcome> {
+  const held = yield* call('paymentById', registration.paymentId);
   if (!held) {
-    const inserted = tx.db
-      .insert(payments)
-      .values({
+    const inserted = newPayment(
+      {
         id: registration.paymentId,
         base: paymentBaseOf(registration.paymentId),
         merchantReference: registration.merchantReference,
@@ -36,15 +33,14 @@ export function registerInTransaction(
         rank: STAGE_INFO.expected.rank,
         fulfilmentDueAt: registration.fulfilmentDueAt,
         registeredAt: at,
-        firstSeenAt: at,
-        updatedAt: at,
-      })
-      .returning()
-      .get();
-    recordRegistration(tx, inserted.id, 'expected', null, at);
-    const linked = linkWaitingRefunds(tx, inserted, at);
-    const { payment } = scheduleNextCheck(tx, linked, at, policy);
-    savePayment(tx, inserted, payment);
+      },
+      at,
+    );
+    yield* call('insertPayment', inserted);
+    yield* recordRegistration(inserted.id, 'expected', null, at);
+    const linked = yield* linkWaitingRefunds(inserted, at);
+    const { payment } = yield* scheduleNextCheck(linked, at, policy);
+    yield* savePayment(inserted, payment);
     return { outcome: 'registered' };
   }
 
@@ -70,19 +66,18 @@ export function registerInTransaction(
     registeredAt: at,
     updatedAt: at,
   };
-  recordRegistration(tx, held.id, held.stage, held.statusCode, at);
-  savePayment(tx, held, scheduleNextCheck(tx, registered, at, policy).payment);
+  yield* recordRegistration(held.id, held.stage, held.statusCode, at);
+  yield* savePayment(held, (yield* scheduleNextCheck(registered, at, policy)).payment);
   return { outcome: 'registered' };
 }
 
-function recordRegistration(
-  tx: Tx,
+function* recordRegistration(
   paymentId: string,
-  stage: typeof payments.$inferSelect.stage,
+  stage: Payment['stage'],
   code: number | null,
   at: number,
-) {
-  recordChange(tx, {
+): Effect<void> {
+  yield* recordChange({
     paymentId,
     kind: 'registered',
     fromStage: stage,
@@ -99,19 +94,14 @@ type ReleaseOutcome =
   | { outcome: 'not_releasable'; decision: ReleaseDecision }
   | { outcome: 'not_found' };
 
-export function releaseInTransaction(
-  tx: Tx,
-  paymentId: string,
-  releaseOn: ReleaseOn,
-  at: number,
-): ReleaseOutcome {
-  const held = tx.stmt.paymentById.get({ id: paymentId });
+export function* release(paymentId: string, releaseOn: ReleaseOn, at: number): Effect<ReleaseOutcome> {
+  const held = yield* call('paymentById', paymentId);
   if (!held) return { outcome: 'not_found' };
   if (held.releasedAt !== null) return { outcome: 'already_released' };
   const decision = decideRelease(held, releaseOn);
   if (!decision.releasable) return { outcome: 'not_releasable', decision };
-  tx.db.update(payments).set({ releasedAt: at, updatedAt: at }).where(eq(payments.id, paymentId)).run();
-  recordChange(tx, {
+  yield* call('updatePayment', held, { ...held, releasedAt: at, updatedAt: at });
+  yield* recordChange({
     paymentId,
     kind: 'released',
     fromStage: held.stage,

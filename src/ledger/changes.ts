@@ -2,14 +2,14 @@ import type { CheckPolicy } from './check-schedule';
 import { REVERSING_STAGES } from './fulfilment';
 import type { Payment } from './ledger';
 import { withNextCheck, type NextCheckOptions } from './payment-row';
-import type { stateChanges, ChangeKind } from './schema';
-import type { Tx } from './sqlite-statements';
+import type { ChangeKind } from './schema';
+import { call, type ChangeColumns, type Effect } from './store';
 
-type ChangeRow = Omit<typeof stateChanges.$inferInsert, 'seq'> & { kind: ChangeKind };
+type ChangeRow = ChangeColumns & { kind: ChangeKind };
 
 /** Every change of a payment goes on the feed through here. */
-export function recordChange(tx: Tx, change: ChangeRow): void {
-  tx.stmt.insertChange.run({
+export function* recordChange(change: ChangeRow): Effect<void> {
+  yield* call('insertChange', {
     ...change,
     eventSeq: change.eventSeq ?? null,
     fromStage: change.fromStage ?? null,
@@ -19,12 +19,11 @@ export function recordChange(tx: Tx, change: ChangeRow): void {
 }
 
 /** A change that leaves stage and statusCode as they are (a total, a fulfilment fact). */
-export function recordFactChange(
-  tx: Tx,
+export function* recordFactChange(
   payment: Payment,
   change: { kind: ChangeKind; cause: string; eventSeq?: number | null; at: number },
-): void {
-  recordChange(tx, {
+): Effect<void> {
+  yield* recordChange({
     paymentId: payment.id,
     eventSeq: change.eventSeq ?? null,
     kind: change.kind,
@@ -38,12 +37,8 @@ export function recordFactChange(
 }
 
 /** Writes a payment row read in this transaction (`before`) and changed in memory (`after`). */
-export function savePayment(tx: Tx, before: Payment, after: Payment): void {
-  if (after !== before) tx.stmt.updatePayment(before, after);
-}
-
-export function insertPayment(tx: Tx, payment: Payment): void {
-  tx.stmt.insertPayment.run(payment);
+export function* savePayment(before: Payment, after: Payment): Effect<void> {
+  if (after !== before) yield* call('updatePayment', before, after);
 }
 
 /*
@@ -56,15 +51,14 @@ export function insertPayment(tx: Tx, payment: Payment): void {
  * Released goods whose payment then moves to refunded, cancelled or reversed (or has money refunded) need a
  * human: flag the payment once and put the fact on the change feed.
  */
-export function flagReversalAfterRelease(
-  tx: Tx,
+export function* flagReversalAfterRelease(
   payment: Payment,
   eventSeq: number | null,
   at: number,
-): Payment {
+): Effect<Payment> {
   if (payment.releasedAt === null || payment.reversedAfterRelease) return payment;
   if (!REVERSING_STAGES.includes(payment.stage) && payment.refundedTotal === 0) return payment;
-  recordFactChange(tx, payment, {
+  yield* recordFactChange(payment, {
     kind: 'reversed_after_release',
     cause: `released goods, payment now ${payment.stage} (refunded total ${payment.refundedTotal})`,
     eventSeq,
@@ -86,11 +80,14 @@ const statusOf = (p: Payment | undefined) =>
   );
 
 /** What a poll found that no webhook had said, with both views. */
-export function recordDrift(
-  tx: Tx,
-  drift: { eventSeq: number; before: Payment | undefined; after: Payment; summary: string; at: number },
-): void {
-  tx.stmt.insertDrift.run({
+export function* recordDrift(drift: {
+  eventSeq: number;
+  before: Payment | undefined;
+  after: Payment;
+  summary: string;
+  at: number;
+}): Effect<void> {
+  yield* call('insertDrift', {
     paymentId: drift.after.id,
     eventSeq: drift.eventSeq,
     ledgerView: statusOf(drift.before),
@@ -101,8 +98,8 @@ export function recordDrift(
 }
 
 /** The reconciler gave up on the payment (see withNextCheck): a human must look. */
-export function recordGivenUp(tx: Tx, payment: Payment, at: number): void {
-  recordFactChange(tx, payment, {
+export function* recordGivenUp(payment: Payment, at: number): Effect<void> {
+  yield* recordFactChange(payment, {
     kind: 'stale',
     cause: `no conclusive status after ${payment.checkAttempts} checks: given up, needs a human`,
     at,
@@ -110,14 +107,13 @@ export function recordGivenUp(tx: Tx, payment: Payment, at: number): void {
 }
 
 /** withNextCheck, with the fact on the change feed when the payment was just given up. */
-export function scheduleNextCheck(
-  tx: Tx,
+export function* scheduleNextCheck(
   payment: Payment,
   at: number,
   policy: CheckPolicy,
   options: NextCheckOptions = {},
-): { payment: Payment; stale: boolean } {
+): Effect<{ payment: Payment; stale: boolean }> {
   const scheduled = withNextCheck(payment, at, policy, options);
-  if (scheduled.stale) recordGivenUp(tx, scheduled.payment, at);
+  if (scheduled.stale) yield* recordGivenUp(scheduled.payment, at);
   return scheduled;
 }

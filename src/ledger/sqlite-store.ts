@@ -1,7 +1,11 @@
-import { and, asc, desc, eq, getTableColumns, sql, sum, type Placeholder } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, sql, sum, type Placeholder } from 'drizzle-orm';
+import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import type { SQLiteTable, SQLiteUpdateSetSource } from 'drizzle-orm/sqlite-core';
+import type * as schema from './schema';
 import { drifts, events, payments, refunds, stateChanges } from './schema';
-import type { Db } from './sqlite-events';
+import type { LedgerStore } from './store';
+
+export type Db = BetterSQLite3Database<typeof schema>;
 
 type Key<T extends SQLiteTable> = keyof T['$inferInsert'] & string;
 
@@ -48,7 +52,7 @@ function changedColumnsUpdate<T extends typeof payments | typeof refunds>(db: Db
  * The apply path's statements, prepared once per ledger: unprepared, drizzle rebuilds each query in JavaScript
  * and SQLite compiles it again on every call (~100 µs each, against a few µs to run it).
  */
-export function prepareStatements(db: Db) {
+function prepareStatements(db: Db) {
   const eventKeys = keysOf(events, ['seq', 'deliveries']);
   return {
     /** The dedupe gate. */
@@ -110,10 +114,33 @@ export function prepareStatements(db: Db) {
   };
 }
 
-export type Statements = ReturnType<typeof prepareStatements>;
-
-/** What the write functions work with: drizzle for the rare statements, and the prepared hot ones. */
-export interface Tx {
-  db: Db;
-  stmt: Statements;
+/**
+ * The ledger store on SQLite. Its statements run on the connection, so they take part in whatever transaction
+ * (and savepoint) the connection is in.
+ */
+export function createSqliteStore(db: Db): LedgerStore {
+  const stmt = prepareStatements(db);
+  return {
+    eventById: (eventId) => stmt.eventById.get({ eventId }),
+    countDelivery: (seq) => void stmt.countDelivery.run({ seq }),
+    insertEvent: (columns) => Number(stmt.insertEvent.run(columns).lastInsertRowid),
+    updateEvent: (seq, columns) => void db.update(events).set(columns).where(eq(events.seq, seq)).run(),
+    paymentById: (paymentId) => stmt.paymentById.get({ id: paymentId }),
+    insertPayment: (payment) => void stmt.insertPayment.run(payment),
+    updatePayment: stmt.updatePayment,
+    insertChange: (change) => void stmt.insertChange.run(change),
+    insertDrift: (drift) => void stmt.insertDrift.run(drift),
+    refundById: (refundId) => stmt.refundById.get({ id: refundId }),
+    insertRefund: (refund) => void stmt.insertRefund.run(refund),
+    updateRefund: stmt.updateRefund,
+    refundsByBase: (base) => stmt.refundsByBase.all({ base }),
+    refundedTotal: (paymentId) => Number(stmt.refundedTotal.get({ paymentId })?.total ?? 0),
+    paymentByBase: (base) => stmt.paymentByBase.get({ base }),
+    paymentByMerchantReference: (merchantReference) =>
+      stmt.paymentByMerchantReference.get({ merchantReference }),
+    linkRefunds: (refundIds, paymentId) => {
+      db.update(refunds).set({ paymentId }).where(inArray(refunds.id, refundIds)).run();
+      db.update(events).set({ paymentId }).where(inArray(events.refundId, refundIds)).run();
+    },
+  };
 }

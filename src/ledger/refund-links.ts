@@ -1,26 +1,23 @@
-import { inArray } from 'drizzle-orm';
 import { decide, type Decision } from './decide';
 import type { Payment } from './ledger';
 import { paymentBaseOf, type RefundObservation } from './observation';
-import { events, refunds } from './schema';
-import { recordFactChange, savePayment } from './sqlite-changes';
-import type { Tx } from './sqlite-statements';
+import { recordFactChange, savePayment } from './changes';
+import { call, type Effect } from './store';
 
 /** A refund names no payment: link it by the shared id base, else by merchant reference. */
-export function findRefundedPayment(tx: Tx, observation: RefundObservation): Payment | undefined {
-  const byBase = tx.stmt.paymentByBase.get({ base: observation.paymentBase });
+export function* findRefundedPayment(observation: RefundObservation): Effect<Payment | undefined> {
+  const byBase = yield* call('paymentByBase', observation.paymentBase);
   if (byBase || observation.merchantReference === null) return byBase;
-  return tx.stmt.paymentByMerchantReference.get({ merchantReference: observation.merchantReference });
+  return yield* call('paymentByMerchantReference', observation.merchantReference);
 }
 
 /** Applies a refund's status to its row by the same ordering rule as payments. */
-export function upsertRefund(
-  tx: Tx,
+export function* upsertRefund(
   observation: RefundObservation,
   paymentId: string | null,
   at: number,
-): { decision: Decision; paymentId: string | null } {
-  const held = tx.stmt.refundById.get({ id: observation.refundId });
+): Effect<{ decision: Decision; paymentId: string | null }> {
+  const held = yield* call('refundById', observation.refundId);
   const decision = decide(held, observation);
   const linkedTo = paymentId ?? held?.paymentId ?? null;
   if (decision.verdict !== 'apply') return { decision, paymentId: linkedTo };
@@ -34,9 +31,9 @@ export function upsertRefund(
     updatedAt: at,
   };
   if (held) {
-    tx.stmt.updateRefund(held, { ...held, ...status });
+    yield* call('updateRefund', held, { ...held, ...status });
   } else {
-    tx.stmt.insertRefund.run({
+    yield* call('insertRefund', {
       id: observation.refundId,
       paymentBase: observation.paymentBase,
       merchantReference: observation.merchantReference,
@@ -53,16 +50,15 @@ export function upsertRefund(
  * count and a re-delivered refund never counts twice. Returns the row changed in memory (as is when the total
  * holds); the caller saves it.
  */
-export function recomputeRefundedTotal(
-  tx: Tx,
+export function* recomputeRefundedTotal(
   payment: Payment,
   at: number,
   eventSeq: number | null,
   cause: string,
-): Payment {
-  const total = Number(tx.stmt.refundedTotal.get({ paymentId: payment.id })?.total ?? 0);
+): Effect<Payment> {
+  const total = yield* call('refundedTotal', payment.id);
   if (total === payment.refundedTotal) return payment;
-  recordFactChange(tx, payment, {
+  yield* recordFactChange(payment, {
     kind: 'refund',
     cause: `${cause}; refunded total ${payment.refundedTotal} → ${total}`,
     eventSeq,
@@ -76,22 +72,26 @@ export function recomputeRefundedTotal(
  * fallback gave to another attempt of the same order. A refund belongs to the payment of its own id base.
  * `payment` must already be saved (the refunds point at it); it is returned with its refunded total, unsaved.
  */
-export function linkWaitingRefunds(tx: Tx, payment: Payment, at: number): Payment {
+export function* linkWaitingRefunds(payment: Payment, at: number): Effect<Payment> {
   const base = paymentBaseOf(payment.id);
-  const toLink = tx.stmt.refundsByBase
-    .all({ base })
-    .filter((refund) => refund.previous === null || paymentBaseOf(refund.previous) !== base);
+  const toLink = (yield* call('refundsByBase', base)).filter(
+    (refund) => refund.previous === null || paymentBaseOf(refund.previous) !== base,
+  );
   if (toLink.length === 0) return payment;
   const ids = toLink.map((refund) => refund.id);
-  tx.db.update(refunds).set({ paymentId: payment.id }).where(inArray(refunds.id, ids)).run();
-  tx.db.update(events).set({ paymentId: payment.id }).where(inArray(events.refundId, ids)).run();
+  yield* call('linkRefunds', ids, payment.id);
   const previous = new Set(toLink.map((refund) => refund.previous).filter((id) => id !== null));
   for (const otherId of previous) {
-    const other = tx.stmt.paymentById.get({ id: otherId });
+    const other = yield* call('paymentById', otherId);
     if (!other) continue;
     const cause = `refund(s) moved to ${payment.id}, their own id base`;
-    const recomputed = recomputeRefundedTotal(tx, other, at, null, cause);
-    savePayment(tx, other, recomputed);
+    const recomputed = yield* recomputeRefundedTotal(other, at, null, cause);
+    yield* savePayment(other, recomputed);
   }
-  return recomputeRefundedTotal(tx, payment, at, null, `linked ${ids.length} refund(s) that arrived first`);
+  return yield* recomputeRefundedTotal(
+    payment,
+    at,
+    null,
+    `linked ${ids.length} refund(s) that arrived first`,
+  );
 }
