@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './ledger/check-schedule';
+import type { LedgerLocation } from './ledger/open';
 import { parseKeyRing, type KeyRing } from './platform/webhook-signature';
 
 const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -54,6 +55,11 @@ const zEnv = z.object({
   TRUST_PROXY: z.string().optional(),
   SHUTDOWN_TIMEOUT: zDuration.default(10_000),
   LEDGER_PATH: z.string().min(1).default('./data/ledger.db'),
+  LEDGER_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  LEDGER_POOL_SIZE: zPositiveInt.default(10),
+  LEDGER_STATEMENT_TIMEOUT: zDuration.default(5_000),
+  LEDGER_TLS: z.enum(['off', 'require', 'verify']).default('off'),
+  LEDGER_TLS_CA_FILE: z.string().min(1).optional(),
   RAW_EVENT_RETENTION: zDuration.default(400 * 86_400_000),
   WORKER_CONCURRENCY: zPositiveInt.default(10),
   DEFAULT_FULFILMENT_DELAY: zDuration.default(15 * 60_000),
@@ -100,7 +106,8 @@ export interface Config {
     trustProxy: string | undefined;
   };
   shutdownTimeoutMs: number;
-  ledger: { path: string; rawEventRetentionMs: number };
+  /** `location`: PostgreSQL when LEDGER_URL is set, else the SQLite file at LEDGER_PATH. */
+  ledger: { location: LedgerLocation; rawEventRetentionMs: number };
   worker: { concurrency: number };
   api: { tokens: readonly string[] };
   /**
@@ -162,7 +169,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       trustProxy: e.TRUST_PROXY,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
-    ledger: { path: e.LEDGER_PATH, rawEventRetentionMs: e.RAW_EVENT_RETENTION },
+    ledger: {
+      location: e.LEDGER_URL
+        ? {
+            kind: 'postgres',
+            url: e.LEDGER_URL,
+            poolSize: e.LEDGER_POOL_SIZE,
+            statementTimeoutMs: e.LEDGER_STATEMENT_TIMEOUT,
+            tls: e.LEDGER_TLS,
+            tlsCaFile: e.LEDGER_TLS_CA_FILE,
+          }
+        : { kind: 'sqlite', path: e.LEDGER_PATH },
+      rawEventRetentionMs: e.RAW_EVENT_RETENTION,
+    },
     worker: { concurrency: e.WORKER_CONCURRENCY },
     api: { tokens: e.API_TOKENS ?? [] },
     admin: { token: e.ADMIN_TOKEN },

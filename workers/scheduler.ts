@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import express from 'express';
 import { loadConfigOrExit } from '../src/config';
 import { createHealthRouter } from '../src/http/health-route';
-import { openSqliteLedger } from '../src/ledger';
+import { openLedger } from '../src/ledger';
 import { createLogger } from '../src/log';
 import { createPlatformClient } from '../src/platform';
 import { createRedisConnection, startReconciler } from '../src/queue';
@@ -14,7 +14,10 @@ const RAW_BODY_PURGE_EVERY_MS = 3_600_000;
 async function main() {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, json: config.env === 'production' });
-  const ledger = openSqliteLedger({ path: config.ledger.path, checkPolicy: config.reconcile.policy });
+  const ledger = await openLedger(config.ledger.location, {
+    checkPolicy: config.reconcile.policy,
+    onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
+  });
 
   let credentials = config.platform.credentials;
   let platformUrl = config.platform.url;

@@ -1,18 +1,24 @@
 import { loadConfigOrExit } from '../src/config';
-import { openSqliteLedger } from '../src/ledger';
+import { describeLedger, openLedger } from '../src/ledger';
 import { createLogger } from '../src/log';
 import { createRedisConnection, createStatusWorker } from '../src/queue';
 import { exitOnSignals } from '../src/shutdown';
 
-function main() {
+async function main() {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel, json: config.env === 'production' });
-  const ledger = openSqliteLedger({ path: config.ledger.path, checkPolicy: config.reconcile.policy });
+  const ledger = await openLedger(config.ledger.location, {
+    checkPolicy: config.reconcile.policy,
+    onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
+  });
   const connection = createRedisConnection(config.redisUrl, { role: 'worker' });
 
   const worker = createStatusWorker({ connection, ledger, log, concurrency: config.worker.concurrency });
 
-  log.info('status worker started', { concurrency: config.worker.concurrency, ledger: config.ledger.path });
+  log.info('status worker started', {
+    concurrency: config.worker.concurrency,
+    ledger: describeLedger(config.ledger.location),
+  });
   exitOnSignals(
     async () => {
       // close() stops taking jobs and waits for the running ones to finish.
@@ -24,4 +30,7 @@ function main() {
   );
 }
 
-main();
+main().catch((error: Error) => {
+  process.stderr.write(`status worker failed to start: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

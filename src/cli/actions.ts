@@ -19,7 +19,7 @@ export function registerActionsCommand(program: Command, ctx: CliContext): void 
     .description('operator actions recorded by the on-call tools, newest first')
     .addOption(limitOption(20))
     .action(async (options: { limit: number }, command: Command) => {
-      const actions = (await ctx.ledger().listActions(options.limit)).map(actionJson);
+      const actions = (await (await ctx.ledger()).listActions(options.limit)).map(actionJson);
       if (command.optsWithGlobals().json) return printJson(actions);
       printTable(actions, ['id', 'at', 'actor', 'action', 'target', 'count', 'reason']);
     });

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import winston from 'winston';
 import { ConfigError, loadConfig, type Config } from '../config';
-import { openSqliteLedger, type Ledger } from '../ledger';
+import { describeLedger, openLedger, type Ledger } from '../ledger';
 import { createLogger, type Logger } from '../log';
 import { createRedisConnection, createStatusEventsQueue, type StatusEventJob } from '../queue';
 import { CliError } from './output';
@@ -20,7 +20,7 @@ export interface CliContext {
   config(): Config;
   /** The Server API credentials, or a one-line error naming the missing variables. */
   platformCredentials(): NonNullable<Config['platform']['credentials']>;
-  ledger(): Ledger;
+  ledger(): Promise<Ledger>;
   statusQueue(): Promise<Queue<StatusEventJob>>;
   close(): Promise<void>;
 }
@@ -75,7 +75,7 @@ function stderrLogger(verbose: boolean): Logger {
 export function createCliContext(options: { verbose: boolean }): CliContext {
   const log = stderrLogger(options.verbose);
   let config: Config | undefined;
-  let ledger: Ledger | undefined;
+  let ledger: Promise<Ledger> | undefined;
   let redis: Promise<Redis> | undefined;
   let queue: Promise<Queue<StatusEventJob>> | undefined;
 
@@ -99,18 +99,24 @@ export function createCliContext(options: { verbose: boolean }): CliContext {
       throw new CliError(`no platform credentials: set ${missing.join(', ')}`);
     },
     ledger() {
-      if (ledger) return ledger;
-      const path = context.config().ledger.path;
-      // Opening would create an empty ledger: a mistyped LEDGER_PATH must not look like an empty one.
-      if (!fs.existsSync(path))
-        throw new CliError(`no ledger at ${path} (set LEDGER_PATH to the ledger file)`);
-      try {
-        ledger = openSqliteLedger({ path, checkPolicy: context.config().reconcile.policy });
-      } catch (error) {
-        throw new CliError(`cannot open the ledger at ${path}: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
+      ledger ??= (async () => {
+        const location = context.config().ledger.location;
+        // Opening would create an empty ledger: a mistyped LEDGER_PATH must not look like an empty one.
+        if (location.kind === 'sqlite' && !fs.existsSync(location.path))
+          throw new CliError(
+            `no ledger at ${location.path} (set LEDGER_PATH to the ledger file, or LEDGER_URL)`,
+          );
+        try {
+          return await openLedger(location, { checkPolicy: context.config().reconcile.policy });
+        } catch (error) {
+          throw new CliError(
+            `cannot open the ledger (${describeLedger(location)}): ${(error as Error).message}`,
+            {
+              cause: error,
+            },
+          );
+        }
+      })();
       return ledger;
     },
     statusQueue() {
@@ -133,7 +139,7 @@ export function createCliContext(options: { verbose: boolean }): CliContext {
       if (openQueue) await openQueue.close().catch((error: Error) => log.debug('queue close', { error }));
       const openRedis = await settled(redis);
       openRedis?.disconnect();
-      await ledger?.close();
+      await (await settled(ledger))?.close();
     },
   };
   return context;

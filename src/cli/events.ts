@@ -60,7 +60,7 @@ async function follow(ctx: CliContext, filter: Omit<EventFilter, 'limit'>, limit
   void stop.then(() => (stopped = true));
   let afterSeq = filter.afterSeq ?? 0;
   while (!stopped) {
-    const page = await ctx.ledger().listEvents({ ...filter, afterSeq, limit });
+    const page = await (await ctx.ledger()).listEvents({ ...filter, afterSeq, limit });
     for (const event of page) {
       afterSeq = event.seq;
       const fields: Record<string, unknown> = row(event);
@@ -92,7 +92,7 @@ export function registerEventsCommand(program: Command, ctx: CliContext): void {
         ...(options.until !== undefined && { until: options.until }),
       };
       if (options.follow) return follow(ctx, filter, options.limit, json);
-      const rows = (await ctx.ledger().listEvents({ ...filter, limit: options.limit })).map(row);
+      const rows = (await (await ctx.ledger()).listEvents({ ...filter, limit: options.limit })).map(row);
       if (json) return printJson(rows);
       printTable(rows, COLUMNS);
     });

@@ -111,7 +111,7 @@ export function registerFailedCommands(program: Command, ctx: CliContext): void 
     .argument('<eventId>', 'the event id (= job id)')
     .action(async (eventId: string, _options: unknown, command: Command) => {
       const job = await jobOrFail(await ctx.statusQueue(), eventId);
-      const stored = await ctx.ledger().getEvent(eventId);
+      const stored = await (await ctx.ledger()).getEvent(eventId);
       const shown = {
         ...failedRow(job),
         state: await job.getState(),
@@ -149,7 +149,7 @@ export function registerFailedCommands(program: Command, ctx: CliContext): void 
       if (eventId === undefined && !options.all) throw new UsageError('give an event id, or --all');
       if (eventId === undefined && !options.reason) throw new UsageError('retry --all needs --reason');
       const queue = await ctx.statusQueue();
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const jobs =
         eventId !== undefined
           ? [await jobOrFail(queue, eventId)]

@@ -9,7 +9,7 @@ export function registerPaymentCommand(program: Command, ctx: CliContext): void 
     .description('one payment: current state, fulfilment decision and full timeline')
     .argument('<paymentId>')
     .action(async (paymentId: string, _options: unknown, command: Command) => {
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const payment = await ledger.getPayment(paymentId);
       if (!payment) throw new CliError(`no payment ${paymentId} in the ledger`);
       const [events, changes] = await Promise.all([

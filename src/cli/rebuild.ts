@@ -13,7 +13,7 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
     .action(async (options: { dryRun?: boolean; actor?: string; reason?: string }, command: Command) => {
       const dryRun = options.dryRun ?? false;
       if (!dryRun && !options.reason) throw new UsageError('rebuild without --dry-run needs --reason');
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const report = await ledger.rebuild({ dryRun });
       const action = report.applied
         ? await ledger.recordAction({

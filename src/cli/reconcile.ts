@@ -25,7 +25,7 @@ export function registerReconcileCommand(program: Command, ctx: CliContext): voi
     .action(async (paymentId: string, options: { actor?: string; reason?: string }, command: Command) => {
       const config = ctx.config();
       const credentials = ctx.platformCredentials();
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const held = await ledger.getPayment(paymentId);
       const platform = createPlatformClient({
         url: config.platform.url,

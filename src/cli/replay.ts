@@ -85,7 +85,7 @@ export function registerReplayCommand(program: Command, ctx: CliContext): void {
     .addOption(reasonOption())
     .action(async (options: ReplayOptions, command: Command) => {
       checkSelection(options);
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const keyRing = ctx.config().webhook.keyRing;
       const skipped: { eventId: string; reason: string }[] = [];
       const accepted: StoredEvent[] = [];

@@ -28,7 +28,7 @@ async function bodyOf(ctx: CliContext, options: SendOptions): Promise<Buffer> {
       throw new CliError(`cannot read ${options.file}: ${(error as Error).message}`, { cause: error });
     }
   }
-  const event = await ctx.ledger().getEvent(options.from!);
+  const event = await (await ctx.ledger()).getEvent(options.from!);
   if (!event) throw new CliError(`no stored event ${options.from} in the ledger`);
   if (event.rawBody === null) throw new CliError(`the raw body of ${event.eventId} was cleared by retention`);
   if (event.rawIndex === null) return Buffer.from(event.rawBody, 'utf8');
@@ -74,7 +74,7 @@ export function registerSendCommand(program: Command, ctx: CliContext): void {
         );
       }
       // Opened first: a send the ledger cannot record is not made.
-      const ledger = ctx.ledger();
+      const ledger = await ctx.ledger();
       const body = await bodyOf(ctx, options);
       const signature = signWebhookBody(body, secret);
       if (options.tampered) {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '../config';
-import { openSqliteLedger } from '../ledger';
+import { openLedger } from '../ledger';
 import { createLogger } from '../log';
 import {
   createRedisConnection,
@@ -34,7 +34,10 @@ async function main() {
   );
   for (const each of [queue, ...adminQueues])
     each.on('error', (error) => log.warn('queue error', { queue: each.name, error: error.message }));
-  const ledger = openSqliteLedger({ path: config.ledger.path, checkPolicy: config.reconcile.policy });
+  const ledger = await openLedger(config.ledger.location, {
+    checkPolicy: config.reconcile.policy,
+    onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
+  });
 
   const app = createApp({
     keyRing: config.webhook.keyRing,

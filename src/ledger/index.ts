@@ -1,5 +1,10 @@
 export { openSqliteLedger } from './sqlite-ledger';
 export type { OpenSqliteLedgerOptions } from './sqlite-ledger';
+export { openPgLedger } from './pg-ledger';
+export type { OpenPgLedgerOptions } from './pg-ledger';
+export { openLedger, describeLedger } from './open';
+export type { LedgerLocation, OpenLedgerOptions } from './open';
+export { LedgerUnavailableError } from './ledger';
 export type {
   Ledger,
   ApplyInput,

@@ -189,3 +189,8 @@ export interface RebuildReport {
   skipped: string[];
   applied: boolean;
 }
+
+/** The ledger's database cannot be reached (connection refused or lost): wait and try again, not a bad event. */
+export class LedgerUnavailableError extends Error {
+  override name = 'LedgerUnavailableError';
+}

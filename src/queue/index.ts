@@ -32,3 +32,5 @@ export type {
   ReconcilerOptions,
   SweepOptions,
 } from './reconcile';
+export { createLedgerOutageGuard } from './ledger-outage';
+export type { LedgerOutageGuard } from './ledger-outage';

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { readPaymentDetails, type ApplyResult, type Ledger } from '../ledger';
 import type { Logger } from '../log';
 import type { PaymentDetailsResult } from '../platform';
+import { createLedgerOutageGuard } from './ledger-outage';
 
 export const RECONCILE_SWEEPS_QUEUE = 'reconcile-sweeps';
 export const PAYMENT_POLLS_QUEUE = 'payment-polls';
@@ -142,14 +143,15 @@ export async function startReconciler(options: ReconcilerOptions): Promise<Recon
     { every: options.everyMs },
     { name: 'sweep', opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
+  const outage = createLedgerOutageGuard(ledger, log);
   const sweepWorker = new Worker(
     RECONCILE_SWEEPS_QUEUE,
-    async () => sweepDuePayments({ ledger, polls, cap: options.sweepCap, log }),
+    outage.processor(async () => sweepDuePayments({ ledger, polls, cap: options.sweepCap, log })),
     { connection, concurrency: 1 },
   );
   const pollWorker = new Worker(
     PAYMENT_POLLS_QUEUE,
-    createPollProcessor({ ledger, platform: options.platform, log }),
+    outage.processor(createPollProcessor({ ledger, platform: options.platform, log })),
     {
       connection,
       concurrency: options.pollConcurrency ?? 4,
@@ -157,6 +159,7 @@ export async function startReconciler(options: ReconcilerOptions): Promise<Recon
     },
   );
   for (const worker of [sweepWorker, pollWorker]) {
+    outage.watch(worker);
     worker.on('error', (error) => log.error('reconciler worker error', { error: error.message }));
   }
   pollWorker.on('failed', (job, error) =>
@@ -169,6 +172,7 @@ export async function startReconciler(options: ReconcilerOptions): Promise<Recon
     sweeps,
     polls,
     close: async () => {
+      outage.stop();
       await Promise.all([sweepWorker.close(), pollWorker.close()]);
       await Promise.all([sweeps.close(), polls.close()]);
     },

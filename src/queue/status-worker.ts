@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Ledger } from '../ledger';
 import type { Logger } from '../log';
+import { createLedgerOutageGuard } from './ledger-outage';
 import { createStatusEventProcessor, recordExhaustedJob } from './status-event-processor';
 import { STATUS_EVENTS_QUEUE } from './status-events';
 
@@ -16,7 +17,8 @@ export interface StatusWorkerOptions {
 /** The status worker: consumes `status-events` and applies each event through the ledger. */
 export function createStatusWorker(options: StatusWorkerOptions): Worker {
   const { ledger, log } = options;
-  const worker = new Worker(STATUS_EVENTS_QUEUE, createStatusEventProcessor(ledger, log), {
+  const outage = createLedgerOutageGuard(ledger, log);
+  const worker = new Worker(STATUS_EVENTS_QUEUE, outage.processor(createStatusEventProcessor(ledger, log)), {
     connection: options.connection,
     concurrency: options.concurrency ?? 10,
     // A SIGKILLed worker is not a bad event: allow a job to stall more than once before it fails.
@@ -26,6 +28,8 @@ export function createStatusWorker(options: StatusWorkerOptions): Worker {
     lockDuration: 10_000,
     stalledInterval: 5_000,
   });
+  outage.watch(worker);
+  worker.on('closing', () => outage.stop());
   worker.on('error', (error) => log.error('worker error', { error: error.message }));
   worker.on('failed', (job, error) => {
     if (!job) return;

@@ -1,0 +1,36 @@
+import type { CheckPolicy } from './check-schedule';
+import type { Ledger } from './ledger';
+import { openPgLedger } from './pg-ledger';
+import { openSqliteLedger } from './sqlite-ledger';
+
+/** Where the ledger lives: a PostgreSQL server (LEDGER_URL) or an embedded SQLite file (LEDGER_PATH). */
+export type LedgerLocation =
+  | { kind: 'sqlite'; path: string }
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize?: number;
+      statementTimeoutMs?: number;
+      tls?: 'off' | 'require' | 'verify';
+      tlsCaFile?: string;
+    };
+
+export interface OpenLedgerOptions {
+  checkPolicy?: CheckPolicy;
+  now?: () => number;
+  onConnectionError?: (error: Error) => void;
+}
+
+export async function openLedger(location: LedgerLocation, options: OpenLedgerOptions = {}): Promise<Ledger> {
+  if (location.kind === 'sqlite')
+    return openSqliteLedger({ path: location.path, checkPolicy: options.checkPolicy, now: options.now });
+  const { kind: _kind, ...settings } = location;
+  return openPgLedger({ ...settings, ...options });
+}
+
+/** For logs: the location without credentials. */
+export function describeLedger(location: LedgerLocation): string {
+  if (location.kind === 'sqlite') return `sqlite ${location.path}`;
+  const url = new URL(location.url);
+  return `postgres ${url.hostname}:${url.port || 5432}${url.pathname}`;
+}
