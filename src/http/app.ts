@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Queue } from 'bullmq';
 import { Registry } from 'prom-client';
-import type { Ledger, ReleaseOn } from '../ledger';
+import { LedgerUnavailableError, type Ledger, type ReleaseOn } from '../ledger';
 import type { Logger } from '../log';
 import type { KeyRing } from '../platform';
 import type { StatusEventJob } from '../queue';
@@ -59,6 +59,12 @@ function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (status >= 400 && status < 500) {
       sendError(res, status, 'bad_request', error.message ?? 'bad request');
+      return;
+    }
+    if (error instanceof LedgerUnavailableError) {
+      log.warn('request failed: ledger unavailable', { path: req.path, error: error.message });
+      res.set('Retry-After', '5');
+      sendError(res, 503, 'ledger_unavailable', 'the ledger cannot be reached; try again shortly');
       return;
     }
     log.error('request failed', { path: req.path, error: error?.message, stack: error?.stack });

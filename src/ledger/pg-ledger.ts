@@ -81,14 +81,20 @@ function pgMigrationsFolder(): string {
   throw new Error(`no drizzle/pg/ migrations folder found above ${__dirname}`);
 }
 
+type DriverError = { message: string; code?: string; cause?: unknown };
+
+/** Duck-typed: errors from node's own modules may come from another realm (a vm context) than our `Error`. */
+const isErrorLike = (value: unknown): value is DriverError =>
+  typeof value === 'object' && value !== null && typeof (value as DriverError).message === 'string';
+
 /** The driver's error under drizzle's wrapper (whose message carries the query's parameters: never logged). */
-function rootError(error: unknown): Error & { code?: string } {
+function rootError(error: unknown): DriverError {
   let current = error;
-  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
-  return current instanceof Error ? current : new Error(String(current));
+  while (isErrorLike(current) && isErrorLike(current.cause)) current = current.cause;
+  return isErrorLike(current) ? current : { message: String(current) };
 }
 
-function isUnavailable(error: Error & { code?: string }): boolean {
+function isUnavailable(error: DriverError): boolean {
   const code = error.code ?? '';
   return (
     UNAVAILABLE_CODES.has(code) ||
@@ -104,7 +110,9 @@ function ledgerError(error: unknown): Error {
   const root = rootError(error);
   const code = root.code ? ` (${root.code})` : '';
   if (isUnavailable(root)) return new LedgerUnavailableError(`ledger unavailable: ${root.message}${code}`);
-  const clean = new Error(`ledger: ${root.message}${code}`);
+  // Without a driver error underneath, drizzle's own message would carry the parameters: keep only its first line.
+  const message = root.message.startsWith('Failed query:') ? 'query failed' : root.message;
+  const clean = new Error(`ledger: ${message}${code}`);
   Object.assign(clean, { code: root.code });
   return clean;
 }
