@@ -274,19 +274,7 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
     listDueChecks: async (at, limit) =>
       // Rows a writer holds right now are skipped, not waited for: its COMMIT plans their next check anyway.
       db.transaction(async (tx) =>
-        (
-          await tx
-            .select({
-              paymentId: payments.id,
-              checkAttempts: payments.checkAttempts,
-              nextCheckAt: payments.nextCheckAt,
-            })
-            .from(payments)
-            .where(lte(payments.nextCheckAt, at))
-            .orderBy(asc(payments.nextCheckAt))
-            .limit(limit)
-            .for('update', { skipLocked: true })
-        ).map((row) => ({ ...row, nextCheckAt: row.nextCheckAt! })),
+        (await dueChecksQuery(tx, at, limit)).map((row) => ({ ...row, nextCheckAt: row.nextCheckAt! })),
       ),
     recordPollMiss: async (paymentId, reason) =>
       write([paymentBaseOf(paymentId)], () => recordPollMiss(paymentId, reason, now(), policy)),
@@ -327,6 +315,21 @@ function applyLockKey({ event, reading }: ApplyInput): string {
   if (reading.kind !== 'observation') return `event:${event.eventId}`;
   const observation = reading.observation;
   return observation.kind === 'payment' ? paymentBaseOf(observation.paymentId) : observation.paymentBase;
+}
+
+/** The sweep's query (exported for the test that checks its plan uses payments_next_check_idx). */
+export function dueChecksQuery(db: PgDb | PgTx, at: number, limit: number) {
+  return db
+    .select({
+      paymentId: payments.id,
+      checkAttempts: payments.checkAttempts,
+      nextCheckAt: payments.nextCheckAt,
+    })
+    .from(payments)
+    .where(lte(payments.nextCheckAt, at))
+    .orderBy(asc(payments.nextCheckAt))
+    .limit(limit)
+    .for('update', { skipLocked: true });
 }
 
 async function migrateOnce(pool: Pool): Promise<void> {
