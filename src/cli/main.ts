@@ -10,6 +10,7 @@ import { createCliContext, type CliContext } from './context';
 import { registerEventsCommand } from './events';
 import { registerFailedCommands } from './failed';
 import { registerCheckCommands } from './keys';
+import { registerLedgerCommands } from './ledger-copy';
 import { CliError } from './output';
 import { registerPaymentCommand } from './payment';
 import { registerRebuildCommand } from './rebuild';
@@ -30,6 +31,7 @@ Examples:
   paystate payment 3254564310_0 --json
   paystate events --outcome invalid --since 1d
   paystate rebuild --dry-run
+  paystate ledger copy --from sqlite --to postgres --dry-run
 
 Every command takes --json and --verbose. Commands that change something record an operator action
 (who: --actor or $USER, why: --reason, required for bulk changes); "paystate actions" lists them.`;
@@ -50,6 +52,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerReconcileCommand(program, ctx);
   registerRebuildCommand(program, ctx);
   registerActionsCommand(program, ctx);
+  registerLedgerCommands(program, ctx);
   return program;
 }
 
