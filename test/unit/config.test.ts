@@ -8,10 +8,31 @@ describe('loadConfig', () => {
       port: 3000,
       redisUrl: 'redis://127.0.0.1:6379',
       webhook: { maxBodyBytes: 1024 * 1024, enqueueTimeoutMs: 2000 },
-      ledger: { path: './data/ledger.db', rawEventRetentionMs: 400 * 86_400_000 },
+      ledger: {
+        location: { kind: 'sqlite', path: './data/ledger.db' },
+        rawEventRetentionMs: 400 * 86_400_000,
+      },
       worker: { concurrency: 10 },
     });
     expect(config.webhook.keyRing.size).toBe(0);
+  });
+
+  it('takes the PostgreSQL ledger when LEDGER_URL is set, with its pool, timeout and TLS settings', () => {
+    const config = loadConfig({
+      LEDGER_PATH: '/ignored/ledger.db',
+      LEDGER_URL: 'postgres://paystate:secret@db.internal:5433/paystate',
+      LEDGER_POOL_SIZE: '4',
+      LEDGER_STATEMENT_TIMEOUT: '2s',
+      LEDGER_TLS: 'require',
+    });
+    expect(config.ledger.location).toEqual({
+      kind: 'postgres',
+      url: 'postgres://paystate:secret@db.internal:5433/paystate',
+      poolSize: 4,
+      statementTimeoutMs: 2_000,
+      tls: 'require',
+      tlsCaFile: undefined,
+    });
   });
 
   it('reads WEBHOOK_KEYS splitting each entry on its first colon only', () => {
