@@ -143,6 +143,11 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
   const pool = new Pool(poolConfig(options));
   // An idle connection that breaks emits here; unhandled, it would end the process.
   pool.on('error', (error) => options.onConnectionError?.(error));
+  // The pool listens on a client only while it is idle. One that breaks while checked out (a transaction between
+  // two of its queries when the server dies) emits 'error' on the client itself, which would end the process
+  // too. The query in flight, or the next one, fails as LedgerUnavailableError, and the pool drops the client
+  // when it is released; nothing more to do here.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db: PgDb = drizzle(pool, { schema: pgSchema });
   const now = options.now ?? Date.now;
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
