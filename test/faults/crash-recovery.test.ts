@@ -22,7 +22,7 @@ describe('crashes in the middle of a stream of deliveries', () => {
       const watch = watchConnections(stack.port);
       try {
         const [web, worker] = await Promise.all([stack.startWeb(), stack.startWorker()]);
-        const ledger = stack.ledger();
+        const ledger = await stack.ledger();
         const plan = planTraffic({ payments: 60, prefix: 'outage' });
         // The platform re-delivers for hours; 40 attempts 250 ms apart outlast this outage with room to spare.
         const traffic = sendTraffic(stack.url, plan, {
@@ -109,7 +109,7 @@ describe('crashes in the middle of a stream of deliveries', () => {
       const probe = openQueueProbe(stack.redis.url);
       try {
         const [, firstWorker] = await Promise.all([stack.startWeb(), stack.startWorker('worker 1')]);
-        const ledger = stack.ledger();
+        const ledger = await stack.ledger();
         const plan = planTraffic({ payments: 60, prefix: 'crash' });
         const traffic = sendTraffic(stack.url, plan, {
           concurrency: 12,

@@ -15,7 +15,7 @@ describe('a deploy: SIGTERM to web and worker under load, new ones started once 
     const probe = openQueueProbe(stack.redis.url);
     try {
       const [oldWeb, oldWorker] = await Promise.all([stack.startWeb('web 1'), stack.startWorker('worker 1')]);
-      const ledger = stack.ledger();
+      const ledger = await stack.ledger();
       const plan = planTraffic({ payments: 60, prefix: 'deploy' });
       // Between the old web's exit and the new one listening, connections are refused: the platform retries.
       const traffic = sendTraffic(stack.url, plan, { concurrency: 8, retry: { attempts: 80, delayMs: 200 } });

@@ -6,11 +6,12 @@ import type { Server } from 'node:http';
 import type { JobsOptions, Queue } from 'bullmq';
 import { createApp, type AppOptions } from '../../src/http/app';
 import { answerClientErrorsWithJson } from '../../src/http/client-errors';
-import { openSqliteLedger, type Ledger } from '../../src/ledger';
+import { openLedger, type Ledger } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import { parseKeyRing } from '../../src/platform';
 import { createRedisConnection, createStatusEventsQueue, type StatusEventJob } from '../../src/queue';
 import type { Redis } from 'ioredis';
+import { newLedgerLocation, type TestLedgerLocation } from './ledger';
 
 export const KEY_RING_SPEC = 'key-old:old+secret/=,key-new:new:secret==';
 export const API_TOKEN = 'test-token-1';
@@ -21,15 +22,28 @@ export interface BuiltWeb {
   ledger: Ledger;
   redis: Redis;
   dir: string;
+  /** Where the ledger is, for another handle on it or a child process's environment; none for a given ledger. */
+  location: TestLedgerLocation | undefined;
   close(): Promise<void>;
 }
 
-/** A real web process in-memory: real HTTP on a free port, real Redis, a fresh migrated SQLite file. */
+/**
+ * A real web process in-memory: real HTTP on a free port, real Redis, a fresh migrated ledger on the backend
+ * under test (or at `location`, which the caller then drops). A `ledger` given in the overrides is used as it is,
+ * and left open at close.
+ */
 export async function buildWeb(
-  overrides: Partial<AppOptions> & { redisUrl?: string; jobOptions?: JobsOptions } = {},
+  overrides: Partial<AppOptions> & {
+    redisUrl?: string;
+    jobOptions?: JobsOptions;
+    location?: TestLedgerLocation;
+  } = {},
 ): Promise<BuiltWeb> {
-  const { redisUrl: _redisUrl, jobOptions: _jobOptions, ...appOverrides } = overrides;
+  const { redisUrl: _redisUrl, jobOptions: _jobOptions, location: given, ...appOverrides } = overrides;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-web-'));
+  const ownsLedger = !overrides.ledger;
+  const location = ownsLedger ? (given ?? (await newLedgerLocation(dir))) : undefined;
+  const ledger = overrides.ledger ?? (await openLedger(location!.location));
   const redis = createRedisConnection(overrides.redisUrl ?? process.env.TEST_REDIS_URL!, {
     role: 'producer',
   });
@@ -37,7 +51,6 @@ export async function buildWeb(
   const queue = createStatusEventsQueue(redis, overrides.jobOptions);
   queue.on('error', () => undefined);
   await queue.obliterate({ force: true }).catch(() => undefined);
-  const ledger = openSqliteLedger({ path: path.join(dir, 'ledger.db') });
   const log = createLogger({ level: 'error', json: true });
   log.silent = true;
   const app = createApp({
@@ -62,20 +75,25 @@ export async function buildWeb(
     answerClientErrorsWithJson(s);
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    redis.disconnect();
+    if (ownsLedger) await ledger.close();
+    if (location && !given) await location.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   return {
     url,
     queue,
     ledger,
     redis,
     dir,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-      redis.disconnect();
-      await ledger.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
+    location,
+    // Tests close in their own finally and again in afterEach: the second call waits for the first.
+    close: () => (closing ??= close()),
   };
 }

@@ -1,13 +1,20 @@
 /**
- * A child process for the SQLite fault test: opens the ledger and applies webhook events through `apply` in a
+ * A child process for the ledger fault test: opens the ledger and applies webhook events through `apply` in a
  * loop until it is killed, printing `applied <eventId>` once that event's apply has resolved (committed).
  *
- * Usage: node --import tsx test/helpers/fault-ledger-writer.ts <ledgerPath> <run> <payments> <concurrency>
- * (`run` numbers the writer's start, so event and payment ids never repeat across restarts; `concurrency` applies
- * are started together, as the status worker's concurrent jobs are).
+ * Usage: node --import tsx test/helpers/fault-ledger-writer.ts <location> <run> <payments> <concurrency>
+ * (`location` is a LedgerLocation as JSON, a SQLite file or a PostgreSQL database; `run` numbers the writer's
+ * start, so event and payment ids never repeat across restarts; `concurrency` applies are started together, as
+ * the status worker's concurrent jobs are).
  */
 import { parseWebhookBody } from '../../schemas';
-import { openSqliteLedger, readWebhookEvent, type ApplyInput, type EventRecord } from '../../src/ledger';
+import {
+  openLedger,
+  readWebhookEvent,
+  type ApplyInput,
+  type EventRecord,
+  type LedgerLocation,
+} from '../../src/ledger';
 import { planTraffic, type PlannedEvent } from './fault-traffic';
 
 /** A small deterministic shuffle, so that events reach the ledger out of order as they do in production. */
@@ -44,13 +51,13 @@ function recordOf(event: PlannedEvent): EventRecord {
 }
 
 async function main() {
-  const [ledgerPath, runText, paymentCount, concurrencyText] = process.argv.slice(2);
+  const [locationJson, runText, paymentCount, concurrencyText] = process.argv.slice(2);
   const run = Number(runText);
   const payments = Number(paymentCount);
   const concurrency = Number(concurrencyText);
-  if (!ledgerPath || !Number.isInteger(run) || !(payments > 0 && payments <= 10_000) || !(concurrency >= 1))
-    throw new Error('usage: <ledgerPath> <run> <payments ≤ 10000> <concurrency ≥ 1>');
-  const ledger = openSqliteLedger({ path: ledgerPath });
+  if (!locationJson || !Number.isInteger(run) || !(payments > 0 && payments <= 10_000) || !(concurrency >= 1))
+    throw new Error('usage: <location JSON> <run> <payments ≤ 10000> <concurrency ≥ 1>');
+  const ledger = await openLedger(JSON.parse(locationJson) as LedgerLocation);
   const write = (line: string) => process.stdout.write(`${line}\n`);
   write('writer started');
   for (let round = 0; ; round++) {

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openSqliteLedger, type Ledger } from '../../src/ledger';
+import { openLedger, type Ledger } from '../../src/ledger';
+import { newLedgerLocation, type TestLedgerLocation } from './ledger';
 import { freePort, RedisServer } from './redis-server';
 import { waitFor } from './wait-for';
 
@@ -51,11 +52,13 @@ export function runEntryPoint(
   return { name, child, output: () => output, exited, done: () => exitedYet };
 }
 
-export interface StackEnvOptions {
-  port: number;
-  redisUrl: string;
-  ledgerPath: string;
-}
+export type StackEnvOptions = { port: number; redisUrl: string } & (
+  | { ledgerPath: string }
+  | {
+      /** LEDGER_PATH or LEDGER_URL: a TestLedgerLocation's env. */
+      ledgerEnv: Record<string, string>;
+    }
+);
 
 /** The environment web and worker share, as a Procfile deployment gives it. */
 export function stackEnv(options: StackEnvOptions): Record<string, string> {
@@ -64,7 +67,7 @@ export function stackEnv(options: StackEnvOptions): Record<string, string> {
     LOG_LEVEL: 'info',
     PORT: String(options.port),
     REDIS_URL: options.redisUrl,
-    LEDGER_PATH: options.ledgerPath,
+    ...('ledgerEnv' in options ? options.ledgerEnv : { LEDGER_PATH: options.ledgerPath }),
     WEBHOOK_KEYS: `${FAULT_KEY_ID}:${FAULT_SECRET}`,
     API_TOKENS: FAULT_API_TOKEN,
     SHUTDOWN_TIMEOUT: '10s',
@@ -139,12 +142,15 @@ export async function explained<T>(processes: readonly RunningProcess[], work: P
   }
 }
 
-/** One private deployment for a fault test: its own Redis (AOF on), ledger file, port and processes. */
+/**
+ * One private deployment for a fault test: its own Redis (AOF on), ledger (a file, or a database on the shared
+ * PostgreSQL server), port and processes.
+ */
 export interface FaultStack {
   redis: RedisServer;
   port: number;
   url: string;
-  ledgerPath: string;
+  ledgerLocation: TestLedgerLocation;
   env: Record<string, string>;
   /** Every process started for this stack, for failure messages and clean-up. */
   processes: RunningProcess[];
@@ -152,8 +158,8 @@ export interface FaultStack {
   startWeb(name?: string): Promise<RunningProcess>;
   startWorker(name?: string): Promise<RunningProcess>;
   /** A ledger handle of the test's own, for polling and inspection. */
-  ledger(): Ledger;
-  /** Kills what is left, closes the ledger, stops Redis, removes the files. */
+  ledger(): Promise<Ledger>;
+  /** Kills what is left, closes the ledger, stops Redis, drops the database and removes the files. */
   close(): Promise<void>;
 }
 
@@ -161,10 +167,10 @@ export async function openFaultStack(name: string): Promise<FaultStack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `paystate-fault-${name}-`));
   const redis = await RedisServer.start();
   const port = await freePort();
-  const ledgerPath = path.join(dir, 'ledger.db');
+  const ledgerLocation = await newLedgerLocation(dir);
   const processes: RunningProcess[] = [];
-  let ledger: Ledger | undefined;
-  const env = stackEnv({ port, redisUrl: redis.url, ledgerPath });
+  let ledger: Promise<Ledger> | undefined;
+  const env = stackEnv({ port, redisUrl: redis.url, ledgerEnv: ledgerLocation.env });
   const kept = async (starting: Promise<RunningProcess>) => {
     const running = await starting;
     processes.push(running);
@@ -174,16 +180,17 @@ export async function openFaultStack(name: string): Promise<FaultStack> {
     redis,
     port,
     url: `http://127.0.0.1:${port}`,
-    ledgerPath,
+    ledgerLocation,
     env,
     processes,
     startWeb: (name) => kept(startWeb(env, name)),
     startWorker: (name) => kept(startWorker(env, name)),
-    ledger: () => (ledger ??= openSqliteLedger({ path: ledgerPath })),
+    ledger: () => (ledger ??= openLedger(ledgerLocation.location)),
     close: async () => {
       await killAll([...processes]);
-      await ledger?.close();
+      await (await ledger?.catch(() => undefined))?.close();
       await redis.stop();
+      await ledgerLocation.drop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,13 @@
 import path from 'node:path';
-import { openLedger, type Ledger, type LedgerLocation, type OpenLedgerOptions } from '../../src/ledger';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import {
+  openLedger,
+  openSqliteLedger,
+  type Ledger,
+  type LedgerLocation,
+  type OpenLedgerOptions,
+} from '../../src/ledger';
 import { createTestDatabase, dropTestDatabase } from './postgres';
 
 export type TestBackend = 'sqlite' | 'postgres';
@@ -46,4 +54,72 @@ export async function openTestLedger(
   const where = await newLedgerLocation(dir);
   const ledger = await openLedger(where.location, options);
   return { ledger, ...where };
+}
+
+/**
+ * A second handle on an existing ledger that gives up quickly when another session holds the ledger's write lock
+ * (see lockLedgerWrites): SQLite with a short busy timeout, PostgreSQL with a short statement timeout (a timeout
+ * that also bounds every other statement, so it cannot be as short as SQLite's busy wait).
+ */
+export async function openImpatientLedger(location: LedgerLocation): Promise<Ledger> {
+  if (location.kind === 'sqlite') return openSqliteLedger({ path: location.path, busyTimeoutMs: 10 });
+  return openLedger({ ...location, statementTimeoutMs: 300 });
+}
+
+/**
+ * Takes the ledger's write lock from a session of the test's own until the returned function releases it:
+ * SQLite's database write lock (BEGIN EXCLUSIVE), or on PostgreSQL a lock on the events table that lets readers
+ * through and stops every writer (LOCK TABLE events IN EXCLUSIVE MODE). Every ledger write records an event
+ * row, so either way no event can be applied or recorded while it is held.
+ */
+export async function lockLedgerWrites(location: LedgerLocation): Promise<() => Promise<void>> {
+  if (location.kind === 'sqlite') {
+    const sqlite = new Database(location.path);
+    sqlite.exec('BEGIN EXCLUSIVE');
+    return async () => {
+      sqlite.exec('ROLLBACK');
+      sqlite.close();
+    };
+  }
+  const client = new pg.Client({ connectionString: location.url });
+  client.on('error', () => {});
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('LOCK TABLE events IN EXCLUSIVE MODE');
+  return async () => {
+    await client.query('ROLLBACK');
+    await client.end();
+  };
+}
+
+/**
+ * Runs one SQL statement on the ledger's database behind the ledger's back (to corrupt a row on purpose, say),
+ * with `?` placeholders on both backends.
+ */
+export async function runLedgerSql(
+  location: LedgerLocation,
+  statement: string,
+  params: unknown[] = [],
+): Promise<void> {
+  if (location.kind === 'sqlite') {
+    const sqlite = new Database(location.path);
+    try {
+      sqlite.prepare(statement).run(...params);
+    } finally {
+      sqlite.close();
+    }
+    return;
+  }
+  let n = 0;
+  const client = new pg.Client({ connectionString: location.url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(
+      statement.replace(/\?/g, () => `$${++n}`),
+      params,
+    );
+  } finally {
+    await client.end();
+  }
 }
