@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { createRedisConnection, createStatusEventsQueue } from '../../src/queue';
 import { deliver, paymentEvent } from '../helpers/deliveries';
+import { newLedgerLocation, type TestLedgerLocation } from '../helpers/ledger';
 import { freePort, RedisServer } from '../helpers/redis-server';
 import { waitFor } from '../helpers/wait-for';
 
@@ -30,10 +32,29 @@ function run(entry: string, env: Record<string, string>): Running {
 }
 
 let dir: string;
+/** The ledger the processes share (LEDGER_PATH or LEDGER_URL), on the backend under test. */
+let where: TestLedgerLocation;
 const running: Running[] = [];
 
-beforeEach(() => {
+/**
+ * Empties the status-events queue on the shared Redis. Completed jobs are kept there (jobId = event id), so the
+ * same delivery made by this file's run in the other jest project would otherwise be taken as a duplicate.
+ */
+async function emptyStatusQueue(): Promise<void> {
+  const redis = createRedisConnection(process.env.TEST_REDIS_URL!, { role: 'producer' });
+  const queue = createStatusEventsQueue(redis);
+  try {
+    await queue.obliterate({ force: true });
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-e2e-'));
+  where = await newLedgerLocation(dir);
+  await emptyStatusQueue();
 });
 
 afterEach(async () => {
@@ -41,6 +62,7 @@ afterEach(async () => {
     if (process.child.exitCode === null) process.child.kill('SIGKILL');
     await process.exited;
   }
+  await where.drop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -50,7 +72,7 @@ describe('the Procfile processes', () => {
     const env = {
       PORT: String(port),
       REDIS_URL: process.env.TEST_REDIS_URL!,
-      LEDGER_PATH: path.join(dir, 'ledger.db'),
+      ...where.env,
       WEBHOOK_KEYS: 'key-new:new:secret==',
       API_TOKENS: 'e2e-token',
       SHUTDOWN_TIMEOUT: '5s',
@@ -90,7 +112,7 @@ describe('the Procfile processes', () => {
         NODE_ENV: 'production',
         PORT: String(await freePort()),
         REDIS_URL: redis.url,
-        LEDGER_PATH: path.join(dir, 'ledger.db'),
+        ...where.env,
         WEBHOOK_KEYS: 'k:s',
         API_TOKENS: 't',
         PLATFORM_MERCHANT_ID: 'm',

@@ -2,16 +2,23 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { openSqliteLedger, type Ledger } from '../../src/ledger';
+import { openLedger, type Ledger } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import { parseKeyRing } from '../../src/platform';
 import { createRedisConnection, createStatusWorker } from '../../src/queue';
 import { startPlatformSimulator, type PlatformSimulator } from '../../src/simulator';
 import { buildWeb, KEY_RING_SPEC, type BuiltWeb } from '../helpers/build-web';
 import { deliver, paymentEvent } from '../helpers/deliveries';
+import {
+  describeOn,
+  lockLedgerWrites,
+  newLedgerLocation,
+  openImpatientLedger,
+  runLedgerSql,
+  type TestLedgerLocation,
+} from '../helpers/ledger';
 import { freePort } from '../helpers/redis-server';
 import { waitFor } from '../helpers/wait-for';
 
@@ -31,7 +38,8 @@ interface CliResult {
 
 let web: BuiltWeb | undefined;
 let dir: string;
-let ledgerPath: string;
+/** The ledger the CLI opens (LEDGER_PATH or LEDGER_URL): a fresh one per test, on the backend under test. */
+let where: TestLedgerLocation;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
@@ -41,7 +49,7 @@ function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
     USER: 'on-call',
     NODE_ENV: 'test',
     REDIS_URL: process.env.TEST_REDIS_URL!,
-    LEDGER_PATH: ledgerPath,
+    ...where.env,
     WEBHOOK_KEYS: KEY_RING_SPEC,
     ...env,
   };
@@ -87,18 +95,22 @@ function startWorker(ledger: Ledger): Worker {
   return worker;
 }
 
-/** A web process whose ledger is the file the CLI opens, and one attempt per job so failures show at once. */
+/** A web process whose ledger is the one the CLI opens, and one attempt per job so failures show at once. */
 async function startWeb(): Promise<BuiltWeb> {
-  web = await buildWeb({ jobOptions: { attempts: 1, removeOnFail: false } });
-  ledgerPath = path.join(web.dir, 'ledger.db');
+  web = await buildWeb({ jobOptions: { attempts: 1, removeOnFail: false }, location: where });
   return web;
 }
 
-/** A ledger of its own for the worker, with a short busy timeout so a held write lock fails its job quickly. */
-function workerLedger(): Ledger {
-  const ledger = openSqliteLedger({ path: ledgerPath, busyTimeoutMs: 50 });
+/** A ledger of its own for the worker, which gives up quickly on a held write lock so that its job fails. */
+async function workerLedger(): Promise<Ledger> {
+  const ledger = await openImpatientLedger(where.location);
   cleanups.push(() => ledger.close());
   return ledger;
+}
+
+/** Makes the (empty, migrated) ledger the CLI expects to find. */
+async function createLedger(): Promise<void> {
+  await (await openLedger(where.location)).close();
 }
 
 const authorised = (eventId: string, paymentId: string) =>
@@ -130,30 +142,32 @@ async function post(event: object): Promise<void> {
   expect((await deliver(web!.url, JSON.stringify(event))).status).toBe(200);
 }
 
-/** Delivers an event while another connection holds the ledger's write lock: SQLite busy, the job fails. */
+/**
+ * Delivers an event while another connection holds the ledger's write lock (SQLite busy, or a PostgreSQL
+ * statement timeout on the locked table): the job fails.
+ */
 async function deliverWhileLedgerLocked(event: Record<string, unknown>): Promise<void> {
   const eventId = String(event.id);
-  const lock = new Database(ledgerPath);
-  lock.prepare('BEGIN IMMEDIATE').run();
+  const unlock = await lockLedgerWrites(where.location);
   try {
     await post(event);
     await waitFor(async () => (await web!.queue.getJobState(eventId)) === 'failed');
   } finally {
-    lock.prepare('ROLLBACK').run();
-    lock.close();
+    await unlock();
   }
   await waitFor(async () => (await web!.ledger.getEvent(eventId))?.outcome === 'failed');
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-cli-'));
-  ledgerPath = path.join(dir, 'ledger.db');
+  where = await newLedgerLocation(dir);
 });
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   await web?.close();
   web = undefined;
+  await where.drop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -184,7 +198,7 @@ interface RebuildReport {
 describe('paystate CLI', () => {
   it('takes a poison event through failed, a dry-run and a real replay, the action log and the consistency check', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     const X = '4100000001_0';
     const Y = '4100000002_0';
 
@@ -192,7 +206,7 @@ describe('paystate CLI', () => {
     await post(captured('y-capture', Y));
     await waitFor(async () => (await web!.ledger.getPayment(Y))?.stage === 'captured');
     await waitFor(async () => (await web!.ledger.getPayment(X))?.stage === 'authorised');
-    // The capture of X is stored but never applied (SQLite busy on its only attempt).
+    // The capture of X is stored but never applied (the ledger locked on its only attempt).
     await deliverWhileLedgerLocked(captured('x-capture', X));
     await post(poison('x-poison', X));
     await waitFor(async () => (await web!.queue.getJobState('x-poison')) === 'failed');
@@ -227,7 +241,7 @@ describe('paystate CLI', () => {
       '--payment',
       X,
       '--reason',
-      'capture lost to SQLite busy',
+      'capture lost to a locked ledger',
       '--actor',
       'alice',
     ]);
@@ -253,16 +267,14 @@ describe('paystate CLI', () => {
     ]);
     expect(action).toMatchObject({
       actor: 'alice',
-      reason: 'capture lost to SQLite busy',
+      reason: 'capture lost to a locked ledger',
       action: 'replay',
       count: 3,
     });
 
     // The replay row of a failed event is a stored event like any other: the recomputation must count it.
     expect((await json<RebuildReport>(['rebuild', '--dry-run'])).differences).toEqual([]);
-    const sqlite = new Database(ledgerPath);
-    sqlite.prepare('UPDATE payments SET status_code = 5 WHERE id = ?').run(Y);
-    sqlite.close();
+    await runLedgerSql(where.location, 'UPDATE payments SET status_code = 5 WHERE id = ?', [Y]);
     const corrupted = await json<RebuildReport>(['rebuild', '--dry-run']);
     expect(corrupted.differences).toEqual([
       {
@@ -275,7 +287,7 @@ describe('paystate CLI', () => {
 
   it('failed show prints the error, the stack trace and the raw event', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     await post(poison('p-1', '4100000003_0'));
     await waitFor(async () => (await web!.queue.getJobState('p-1')) === 'failed');
     const shown = await json<{
@@ -294,7 +306,7 @@ describe('paystate CLI', () => {
 
   it('events lists stored events by outcome, and --follow prints new ones until Ctrl-C', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     const since = new Date().toISOString();
     await post(poison('v-1', '4100000009_0'));
     await waitFor(async () => (await web!.ledger.getEvent('v-1'))?.outcome === 'invalid');
@@ -327,7 +339,7 @@ describe('paystate CLI', () => {
 
   it('failed retry re-queues a failed job, which then completes, and records the action', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     const paymentId = '4100000004_0';
     await deliverWhileLedgerLocked(captured('r-1', paymentId));
 
@@ -347,7 +359,7 @@ describe('paystate CLI', () => {
 
   it('refuses failed retry --all without --yes when there is no terminal to ask', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     await post(poison('p-2', '4100000005_0'));
     await waitFor(async () => (await web!.queue.getJobState('p-2')) === 'failed');
 
@@ -359,7 +371,7 @@ describe('paystate CLI', () => {
 
   it('payment --json shows the state, the fulfilment decision and the timeline oldest first', async () => {
     await startWeb();
-    startWorker(workerLedger());
+    startWorker(await workerLedger());
     const paymentId = '4100000006_0';
     await post(authorised('t-1', paymentId));
     await post(captured('t-2', paymentId));
@@ -387,7 +399,7 @@ describe('paystate CLI', () => {
     const paymentId = '4100000010_0';
     beforeEach(async () => {
       await startWeb();
-      startWorker(workerLedger());
+      startWorker(await workerLedger());
       await post(authorised('k-1', paymentId));
       await post(captured('k-2', paymentId));
       await waitFor(async () => (await web!.ledger.getPayment(paymentId))?.stage === 'captured');
@@ -463,7 +475,7 @@ describe('paystate CLI', () => {
     }, 30_000);
 
     it('reconcile polls the platform now and shows the state before and after', async () => {
-      openSqliteLedger({ path: ledgerPath }).close();
+      await createLedger();
       simulator.createPayment({ paymentId: '4100000008_0', amount: 1500 });
       const report = await json<{ before: unknown; after: StatusView; outcome: string }>(
         ['reconcile', '4100000008_0'],
@@ -484,7 +496,7 @@ describe('paystate CLI', () => {
 
   describe('fails with one line and a non-zero exit', () => {
     it('on an unknown event id', async () => {
-      openSqliteLedger({ path: ledgerPath }).close();
+      await createLedger();
       expectOneLineError(
         await paystate(['failed', 'show', 'no-such-event']),
         1,
@@ -494,7 +506,7 @@ describe('paystate CLI', () => {
     }, 30_000);
 
     it('fast when Redis is unreachable', async () => {
-      openSqliteLedger({ path: ledgerPath }).close();
+      await createLedger();
       const result = await paystate(['failed', 'list'], {
         REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
       });
@@ -502,15 +514,32 @@ describe('paystate CLI', () => {
       expect(result.ms).toBeLessThan(8_000);
     }, 30_000);
 
-    it('on a missing ledger, without creating one', async () => {
-      expectOneLineError(await paystate(['actions']), 1, /no ledger at/);
-      expect(fs.existsSync(ledgerPath)).toBe(false);
-    }, 30_000);
+    describeOn('sqlite')('on SQLite', () => {
+      it('on a missing ledger, without creating one', async () => {
+        const file = (where.location as { path: string }).path;
+        expectOneLineError(await paystate(['actions']), 1, /no ledger at/);
+        expect(fs.existsSync(file)).toBe(false);
+      }, 30_000);
+    });
+
+    describeOn('postgres')('on PostgreSQL', () => {
+      it('fast when the PostgreSQL server is unreachable', async () => {
+        const result = await paystate(['actions'], {
+          LEDGER_URL: `postgres://paystate@127.0.0.1:${await freePort()}/nowhere`,
+        });
+        expectOneLineError(
+          result,
+          1,
+          /cannot open the ledger \(postgres 127\.0\.0\.1:\d+\/nowhere\): ledger unavailable: .*ECONNREFUSED/,
+        );
+        expect(result.ms).toBeLessThan(8_000);
+      }, 30_000);
+    });
 
     it('with exit 2 on bad arguments', async () => {
       expect((await paystate(['failed', 'list', '--limit', 'many'])).code).toBe(2);
       expect((await paystate(['no-such-command'])).code).toBe(2);
-      openSqliteLedger({ path: ledgerPath }).close();
+      await createLedger();
       expectOneLineError(await paystate(['replay', '--payment', 'x']), 2, /needs --reason/);
     }, 30_000);
   });

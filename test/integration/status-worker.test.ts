@@ -1,12 +1,11 @@
-import Database from 'better-sqlite3';
 import type { Worker } from 'bullmq';
-import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { openSqliteLedger, type Ledger } from '../../src/ledger';
+import { openLedger, type Ledger } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import { createRedisConnection, createStatusWorker } from '../../src/queue';
 import { API_TOKEN, buildWeb, type BuiltWeb } from '../helpers/build-web';
 import { deliver, paymentEvent } from '../helpers/deliveries';
+import { lockLedgerWrites, openImpatientLedger, TEST_BACKEND } from '../helpers/ledger';
 import { waitFor } from '../helpers/wait-for';
 
 const log = createLogger({ level: 'error', json: true });
@@ -22,11 +21,15 @@ function startWorker(ledger: Ledger = web.ledger, concurrency = 4): Worker {
   return worker;
 }
 
-afterEach(async () => {
+async function closeWorkers(): Promise<void> {
   for (const { worker, connection } of workers.splice(0)) {
     await worker.close();
     connection.disconnect();
   }
+}
+
+afterEach(async () => {
+  await closeWorkers();
   await web?.close();
 });
 
@@ -93,9 +96,9 @@ describe('status worker', () => {
     );
   });
 
-  it('gives two workers on the same ledger file the same result as one', async () => {
+  it('gives two workers on the same ledger the same result as one', async () => {
     web = await buildWeb();
-    const second = openSqliteLedger({ path: path.join(web.dir, 'ledger.db') });
+    const second = await openLedger(web.location!.location);
     try {
       startWorker(web.ledger, 8);
       startWorker(second, 8);
@@ -114,6 +117,7 @@ describe('status worker', () => {
         expect(payment).toMatchObject({ statusCode: 9, stage: 'captured', eventCount: 4 });
       }
     } finally {
+      await closeWorkers();
       await second.close();
     }
   });
@@ -135,43 +139,49 @@ describe('status worker', () => {
     expect(worker.isRunning()).toBe(true);
   });
 
-  it('retries while SQLite is locked, then applies once the lock is gone', async () => {
+  // The write lock is SQLite's database lock, or on PostgreSQL a table lock that stops every writer: the worker's
+  // ledger gives up after a short wait (busy timeout / statement timeout) and the job fails that attempt.
+  it('retries while the ledger is locked, then applies once the lock is gone', async () => {
     web = await buildWeb({ jobOptions: { attempts: 20, backoff: { type: 'fixed', delay: 50 } } });
-    const impatient = openSqliteLedger({ path: path.join(web.dir, 'ledger.db'), busyTimeoutMs: 10 });
-    const locker = new Database(path.join(web.dir, 'ledger.db'));
+    const impatient = await openImpatientLedger(web.location!.location);
+    const unlock = await lockLedgerWrites(web.location!.location);
+    let locked = true;
     try {
-      locker.exec('BEGIN EXCLUSIVE');
       startWorker(impatient);
       await deliver(
         web.url,
         bodyOf(paymentEvent({ eventId: 'locked-1', statusCode: 9, changeTime: '20261127100300' })),
       );
       await waitFor(async () => ((await web.queue.getJob('locked-1'))?.attemptsMade ?? 0) >= 2);
-      locker.exec('ROLLBACK');
+      await unlock();
+      locked = false;
       await waitFor(async () => (await web.queue.getJobState('locked-1')) === 'completed');
       expect((await web.ledger.getEvent('locked-1'))?.outcome).toBe('applied');
     } finally {
-      locker.close();
+      if (locked) await unlock();
+      await closeWorkers();
       await impatient.close();
     }
   });
 
   it('records an event whose attempts are exhausted as failed in the ledger, with the last error', async () => {
     web = await buildWeb({ jobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 20 } } });
-    const impatient = openSqliteLedger({ path: path.join(web.dir, 'ledger.db'), busyTimeoutMs: 10 });
-    const locker = new Database(path.join(web.dir, 'ledger.db'));
+    const impatient = await openImpatientLedger(web.location!.location);
+    const unlock = await lockLedgerWrites(web.location!.location);
+    let locked = true;
     try {
-      locker.exec('BEGIN EXCLUSIVE');
       startWorker(impatient);
       await deliver(web.url, bodyOf(paymentEvent({ eventId: 'doomed-1' })));
       await waitFor(async () => (await web.queue.getJobState('doomed-1')) === 'failed');
-      locker.exec('ROLLBACK');
+      await unlock();
+      locked = false;
       await waitFor(async () => (await web.ledger.getEvent('doomed-1'))?.outcome === 'failed');
       const stored = await web.ledger.getEvent('doomed-1');
-      expect(stored?.reason).toMatch(/locked|busy/i);
+      expect(stored?.reason).toMatch(TEST_BACKEND === 'sqlite' ? /locked|busy/i : /statement timeout/i);
       expect(stored?.rawBody).toContain('doomed-1');
     } finally {
-      locker.close();
+      if (locked) await unlock();
+      await closeWorkers();
       await impatient.close();
     }
   });
