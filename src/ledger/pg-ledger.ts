@@ -18,7 +18,7 @@ import {
 } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { Pool, type PoolConfig } from 'pg';
+import pg, { Pool, type PoolConfig } from 'pg';
 import { applyEvent, recordPollMiss } from './apply';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './check-schedule';
 import { eventColumns } from './event-row';
@@ -34,7 +34,9 @@ import { paymentBaseOf } from './observation';
 import { rebuildLedger, replayPaymentId, replayStoredEvent } from './operations';
 import * as pgSchema from './pg-schema';
 import { drifts, events, operatorActions, payments, refunds, stateChanges } from './pg-schema';
-import { createPgStore, type PgDb, type PgTx } from './pg-store';
+import { createPgStore, type PgDb } from './pg-store';
+
+type PgTx = Parameters<Parameters<PgDb['transaction']>[0]>[0];
 import { register, release } from './registration';
 import { openSqliteLedger } from './sqlite-ledger';
 import { runAsync, type Effect } from './store';
@@ -127,6 +129,12 @@ function poolConfig(options: OpenPgLedgerOptions): PoolConfig {
     idle_in_transaction_session_timeout: 60_000,
     connectionTimeoutMillis: 5_000,
     application_name: 'paystate',
+    // int8 (sequences, epoch milliseconds, amounts) as numbers, as drizzle's bigint columns in 'number' mode read
+    // them: the raw statements of pg-store.ts return the same row types. All stay far below 2^53.
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) as never,
+    },
     ssl:
       tls === 'off'
         ? false
@@ -136,8 +144,6 @@ function poolConfig(options: OpenPgLedgerOptions): PoolConfig {
           },
   };
 }
-
-class DryRunRollback extends Error {}
 
 export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger> {
   const pool = new Pool(poolConfig(options));
@@ -169,20 +175,25 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
     options: { dryRun?: boolean } = {},
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let result: T | undefined;
+      const client = await pool.connect();
+      let broken: unknown;
       try {
-        await db.transaction(async (tx) => {
-          for (const key of [...new Set(lockKeys)].sort())
-            await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`);
-          result = await runAsync(effect(), createPgStore(tx));
-          if (options.dryRun) throw new DryRunRollback();
-        });
-        return result as T;
+        // BEGIN and the locks in one round trip (simple protocol, keys escaped as literals).
+        const locks = [...new Set(lockKeys)]
+          .sort()
+          .map((key) => `select pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0));`);
+        await client.query(['begin;', ...locks].join(' '));
+        const result = await runAsync(effect(), createPgStore(client));
+        await client.query(options.dryRun ? 'rollback' : 'commit');
+        return result;
       } catch (error) {
-        if (error instanceof DryRunRollback) return result as T;
+        await client.query('rollback').catch((rollbackError: unknown) => (broken = rollbackError));
         const root = rootError(error);
         if (attempt < MAX_TRANSACTION_ATTEMPTS && RETRY_CODES.has(root.code ?? '')) continue;
         throw error;
+      } finally {
+        // A connection whose ROLLBACK failed is in an unknown state: the pool must not hand it out again.
+        client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
       }
     }
   }
@@ -368,7 +379,7 @@ function withLedgerErrors(ledger: Ledger): Ledger {
   return wrapped as unknown as Ledger;
 }
 
-async function getPaymentView(db: PgDb | PgTx, paymentId: string): Promise<PaymentView | undefined> {
+async function getPaymentView(db: PgDb, paymentId: string): Promise<PaymentView | undefined> {
   const [payment] = await db.select().from(payments).where(eq(payments.id, paymentId));
   if (!payment) return undefined;
   const [stats] = await db
