@@ -1,8 +1,11 @@
 /**
  * bench:e2e — a steady stream of signed deliveries through receiver → queue → worker → ledger, with the web and
- * worker processes started from dist/ as the Procfile does. Latency is from a delivery's start to its change
- * appearing on the change feed (GET /v1/changes long-poll, i.e. readable through the API). Peak RSS of each
- * process is sampled every second. Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60)
+ * worker processes started from dist/ as the Procfile does, once per ledger backend: SQLite (LEDGER_PATH), then
+ * PostgreSQL (LEDGER_URL, a private server with fsync on, see bench/postgres-server.ts), each with its own fresh
+ * Redis and ledger. Latency is from a delivery's start to its change appearing on the change feed
+ * (GET /v1/changes long-poll, i.e. readable through the API). Peak RSS of each process is sampled every second.
+ * The SQLite run is the baseline the PostgreSQL figures are compared with.
+ * Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60 BENCH_BACKENDS=sqlite,postgres)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,11 +14,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
+import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } from './postgres-server';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const KEY = { keyId: 'bench-key', secret: 'bench+secret/=' };
 const TOKEN = 'bench-token';
+/** After the last delivery, how long the follower waits for a change before it gives up on the rest. */
+const STALL_MS = Number(process.env.BENCH_STALL_SECONDS ?? 30) * 1000;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -46,22 +52,43 @@ function rssMb(pid: number): number {
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
-async function main() {
+interface Result {
+  backend: Backend;
+  sent: number;
+  sendSeconds: number;
+  acked: number;
+  readable: number;
+  /** From the first delivery until the last change was readable (or the follower gave up). */
+  drainSeconds: number;
+  p50: number;
+  p99: number;
+  max: number;
+  peakRss: { web: number; worker: number };
+  /** PostgreSQL only: CPU seconds of the database server's processes during the run. */
+  serverCpuSeconds?: number;
+}
+
+async function runBackend(backend: Backend, postgres: BenchPostgres | undefined): Promise<Result> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-e2e-'));
   const [redisPort, webPort] = [await freePort(), await freePort()];
   const children: ChildProcess[] = [];
   children.push(spawn('redis-server', redisServerArgs({ port: redisPort, dir }), { stdio: 'ignore' }));
   await waitForPort(redisPort, 5_000);
-  const env = {
+  const ledgerEnv =
+    backend === 'sqlite'
+      ? { LEDGER_PATH: path.join(dir, 'ledger.db') }
+      : { LEDGER_URL: await postgres!.createDatabase(`bench_e2e_${Date.now()}`) };
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'development',
     LOG_LEVEL: 'warn',
     PORT: String(webPort),
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    LEDGER_PATH: path.join(dir, 'ledger.db'),
     WEBHOOK_KEYS: `${KEY.keyId}:${KEY.secret}`,
     API_TOKENS: TOKEN,
+    ...ledgerEnv,
   };
+  delete env[backend === 'sqlite' ? 'LEDGER_URL' : 'LEDGER_PATH'];
   const root = path.join(__dirname, '..');
   const web = fork(path.join(root, 'src/http/server.js'), [], { env, stdio: 'inherit' });
   const worker = fork(path.join(root, 'workers/status-worker.js'), [], { env, stdio: 'inherit' });
@@ -76,8 +103,10 @@ async function main() {
       if ((await request(webPort, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    const serverCpu = backend === 'postgres' ? postgres!.cpuUs() : undefined;
     const started = new Map<string, number>();
     const latencies: number[] = [];
+    let lastChangeAt = performance.now();
     let following = true;
     const follow = (async () => {
       let cursor = '0';
@@ -95,6 +124,7 @@ async function main() {
           const at = started.get(change.paymentId);
           if (at !== undefined) latencies.push(now - at);
         }
+        if (changes.length) lastChangeAt = now;
         cursor = next;
       }
     })();
@@ -140,31 +170,100 @@ async function main() {
     }
     await Promise.all(pending);
     const sendSeconds = (performance.now() - begin) / 1000;
-    const deadline = Date.now() + 120_000;
-    while (latencies.length < acked && Date.now() < deadline)
+    // A backlog drains for as long as changes keep coming; the follower gives up after STALL_MS without one.
+    lastChangeAt = Math.max(lastChangeAt, performance.now());
+    while (latencies.length < acked && performance.now() - lastChangeAt < STALL_MS)
       await new Promise((resolve) => setTimeout(resolve, 200));
+    const drainSeconds = (performance.now() - begin) / 1000;
     following = false;
     await follow;
     latencies.sort((a, b) => a - b);
-    console.log(`bench:e2e  ${new Date().toISOString()}  cores=${os.cpus().length}  node=${process.version}`);
-    console.log(
-      `target ${RATE}/s for ${SECONDS}s: sent ${sent} in ${sendSeconds.toFixed(1)} s (${(sent / sendSeconds).toFixed(0)}/s), acked ${acked}, applied and readable ${latencies.length}`,
-    );
-    console.log(
-      `delivery → readable: p50 ${percentile(latencies, 0.5).toFixed(1)} ms  p99 ${percentile(latencies, 0.99).toFixed(1)} ms  max ${latencies.at(-1)?.toFixed(1)} ms (target p99 < 50 ms)`,
-    );
-    console.log(
-      `peak RSS: web ${peak.web.toFixed(0)} MB, worker ${peak.worker.toFixed(0)} MB (target < 150 MB each)`,
-    );
+    return {
+      backend,
+      sent,
+      sendSeconds,
+      acked,
+      readable: latencies.length,
+      drainSeconds,
+      p50: percentile(latencies, 0.5),
+      p99: percentile(latencies, 0.99),
+      max: latencies.at(-1) ?? NaN,
+      peakRss: { ...peak },
+      ...(serverCpu === undefined ? {} : { serverCpuSeconds: (postgres!.cpuUs() - serverCpu) / 1e6 }),
+    };
   } finally {
     clearInterval(sampler);
     for (const child of children) child.kill('SIGKILL');
-    agent.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+function print(result: Result): void {
+  const { sent, sendSeconds, acked, readable } = result;
+  console.log(`-- ${result.backend}`);
+  console.log(
+    `target ${RATE}/s for ${SECONDS}s: sent ${sent} in ${sendSeconds.toFixed(1)} s (${(sent / sendSeconds).toFixed(0)}/s), acked ${acked}, applied and readable ${readable}` +
+      (readable < acked ? ` (follower gave up after ${STALL_MS / 1000} s without a change)` : '') +
+      `; last readable ${result.drainSeconds.toFixed(1)} s after the first delivery ` +
+      `(${(readable / result.drainSeconds).toFixed(0)}/s sustained)`,
+  );
+  console.log(
+    `delivery → readable: p50 ${result.p50.toFixed(1)} ms  p99 ${result.p99.toFixed(1)} ms  max ${result.max.toFixed(1)} ms (target p99 < 50 ms)`,
+  );
+  console.log(
+    `peak RSS: web ${result.peakRss.web.toFixed(0)} MB, worker ${result.peakRss.worker.toFixed(0)} MB (target < 150 MB each)` +
+      (result.serverCpuSeconds === undefined
+        ? ''
+        : `; PostgreSQL server CPU ${result.serverCpuSeconds.toFixed(1)} s`),
+  );
+}
+
+async function main() {
+  const backends = benchBackends();
+  // startPostgres kills its server and removes its directory if this process exits without stop().
+  const postgres = backends.includes('postgres') ? await startBenchPostgres() : undefined;
+  console.log(
+    `bench:e2e  ${new Date().toISOString()}  cores=${os.cpus().length}  node=${process.version}  backends=${backends.join(',')}` +
+      (postgres ? `  ${postgres.version}` : ''),
+  );
+  const results: Result[] = [];
+  try {
+    for (const backend of backends) {
+      const result = await runBackend(backend, postgres);
+      print(result);
+      results.push(result);
+    }
+  } finally {
+    agent.destroy();
+    await postgres?.stop();
+  }
+  const [sqlite, pg] = [
+    results.find((r) => r.backend === 'sqlite'),
+    results.find((r) => r.backend === 'postgres'),
+  ];
+  if (sqlite && pg) {
+    const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+    console.log(
+      `postgres vs sqlite (same run): p50 ${ratio(pg.p50, sqlite.p50)}, p99 ${ratio(pg.p99, sqlite.p99)}, ` +
+        `readable ${pg.readable}/${sqlite.readable}, drain ${ratio(pg.drainSeconds, sqlite.drainSeconds)}, ` +
+        `peak RSS web ${ratio(pg.peakRss.web, sqlite.peakRss.web)}, worker ${ratio(pg.peakRss.worker, sqlite.peakRss.worker)}`,
+    );
+  }
+  if (process.argv.includes('--json') || process.env.BENCH_JSON === '1') {
+    const text = JSON.stringify(
+      { rate: RATE, seconds: SECONDS, postgres: postgres?.version ?? null, results },
+      null,
+      2,
+    );
+    if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, `${text}\n`);
+    else console.log(text);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,7 +1,9 @@
 /**
- * bench:worker — N signed events through the `status-events` queue into the SQLite ledger, against a no-op
- * BullMQ worker draining the same jobs from the same private Redis in the same run. Prints jobs/s and the ratio.
- * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (10), BENCH_JSON=1 or --json, BENCH_OUT.
+ * bench:worker — N signed events through the `status-events` queue into the ledger, on SQLite and on PostgreSQL (a
+ * private server with fsync on, see bench/postgres-server.ts), against a no-op BullMQ worker draining the same
+ * jobs from the same private Redis in the same round. Prints jobs/s and the ratio per backend.
+ * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (10), BENCH_BACKENDS (sqlite,postgres),
+ * BENCH_JSON=1 or --json, BENCH_OUT.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +14,8 @@ import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { openSqliteLedger } from '../src/ledger';
+import pg from 'pg';
+import { openPgLedger, openSqliteLedger, type Ledger } from '../src/ledger';
 import { createLogger } from '../src/log';
 import { signWebhookBody } from '../src/platform';
 import {
@@ -22,6 +25,7 @@ import {
   createStatusWorker,
   type StatusEventJob,
 } from '../src/queue';
+import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } from './postgres-server';
 
 const EVENTS_PER_PAYMENT = 5;
 const N = Math.floor(Number(process.env.BENCH_EVENTS ?? 20_000) / EVENTS_PER_PAYMENT) * EVENTS_PER_PAYMENT;
@@ -112,13 +116,20 @@ interface Run {
   jobsPerSec: number;
   /** CPU time of this (worker) process per job: user + system, µs. */
   cpuUsPerJob: number;
+  /** PostgreSQL only: CPU time of the database server's processes per job, µs. */
+  serverCpuUsPerJob?: number;
 }
 
 /** Times a worker from its creation until it has completed all N jobs. */
-async function drain(url: string, makeWorker: (connection: Redis) => Worker): Promise<Run> {
+async function drain(
+  url: string,
+  makeWorker: (connection: Redis) => Worker,
+  serverCpuUs?: () => number,
+): Promise<Run> {
   const connection = createRedisConnection(url, { role: 'worker' });
   let done = 0;
   const cpu = process.cpuUsage();
+  const serverCpu = serverCpuUs?.();
   const start = performance.now();
   const worker = makeWorker(connection);
   await new Promise<void>((resolve, reject) => {
@@ -127,20 +138,44 @@ async function drain(url: string, makeWorker: (connection: Redis) => Worker): Pr
   });
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
+  const server = serverCpu === undefined ? undefined : (serverCpuUs!() - serverCpu) / N;
   await worker.close();
   await connection.quit();
-  return { jobsPerSec: N / seconds, cpuUsPerJob: (used.user + used.system) / N };
+  return {
+    jobsPerSec: N / seconds,
+    cpuUsPerJob: (used.user + used.system) / N,
+    ...(server === undefined ? {} : { serverCpuUsPerJob: server }),
+  };
+}
+
+const CHECKS = {
+  events: 'select count(*) as n from events',
+  payments: 'select count(*) as n from payments',
+  notCaptured: "select count(*) as n from payments where stage != 'captured'",
+  bad: "select count(*) as n from events where outcome in ('invalid', 'failed', 'unknown_code')",
+};
+type Checked = Record<keyof typeof CHECKS, number>;
+
+function countSqlite(file: string): Checked {
+  const db = new Database(file, { readonly: true });
+  const one = (query: string) => (db.prepare(query).get() as { n: number }).n;
+  const counted = Object.fromEntries(Object.entries(CHECKS).map(([name, query]) => [name, one(query)]));
+  db.close();
+  return counted as Checked;
+}
+
+async function countPostgres(url: string): Promise<Checked> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const counted: Record<string, number> = {};
+  for (const [name, query] of Object.entries(CHECKS))
+    counted[name] = Number((await client.query<{ n: string }>(query)).rows[0]!.n);
+  await client.end();
+  return counted as Checked;
 }
 
 /** The ledger must hold every event once and every payment must end captured. */
-function verify(file: string): string | undefined {
-  const db = new Database(file, { readonly: true });
-  const one = (query: string) => (db.prepare(query).get() as { n: number }).n;
-  const events = one('select count(*) as n from events');
-  const payments = one('select count(*) as n from payments');
-  const notCaptured = one("select count(*) as n from payments where stage != 'captured'");
-  const bad = one("select count(*) as n from events where outcome in ('invalid', 'failed', 'unknown_code')");
-  db.close();
+function verify({ events, payments, notCaptured, bad }: Checked): string | undefined {
   const expected = N / EVENTS_PER_PAYMENT;
   if (events !== N || payments !== expected || notCaptured !== 0 || bad !== 0)
     return `events ${events}/${N}, payments ${payments}/${expected}, not captured ${notCaptured}, bad ${bad}`;
@@ -184,56 +219,129 @@ async function main() {
       return new Worker(STATUS_EVENTS_QUEUE, async () => undefined, options);
     });
   };
-  const subject = async (round: number) => {
+  const backends = benchBackends();
+  let postgres: BenchPostgres | undefined;
+  // startPostgres kills its server and removes its directory if this process exits without stop().
+  if (backends.includes('postgres')) postgres = await startBenchPostgres();
+  const subject = async (backend: Backend, round: number) => {
     await prefill();
-    const file = path.join(dir, `ledger-${round}.db`);
-    const ledger = openSqliteLedger({ path: file });
-    const run = await drain(url, (connection) =>
-      createStatusWorker({ connection, ledger, log, concurrency: C }),
+    let ledger: Ledger;
+    let check: () => Promise<Checked>;
+    if (backend === 'sqlite') {
+      const file = path.join(dir, `ledger-${round}.db`);
+      ledger = openSqliteLedger({ path: file });
+      check = async () => countSqlite(file);
+    } else {
+      // LEDGER_POOL_SIZE's default (10), as the worker process opens it.
+      const databaseUrl = await postgres!.createDatabase(`bench_worker_${round}`);
+      ledger = await openPgLedger({ url: databaseUrl });
+      check = () => countPostgres(databaseUrl);
+    }
+    const run = await drain(
+      url,
+      (connection) => createStatusWorker({ connection, ledger, log, concurrency: C }),
+      backend === 'postgres' ? postgres!.cpuUs : undefined,
     );
     await ledger.close();
-    const problem = verify(file);
-    if (problem) throw new Error(`round ${round}: ledger check failed: ${problem}`);
+    const problem = verify(await check());
+    if (problem) throw new Error(`round ${round} (${backend}): ledger check failed: ${problem}`);
     return run;
   };
 
   const date = new Date().toISOString();
   const cores = os.cpus().length;
   console.log(
-    `bench:worker  ${date}  cores ${cores}  node ${process.version}  N ${N}  C ${C}  rounds ${ROUNDS}`,
+    `bench:worker  ${date}  cores ${cores}  node ${process.version}  N ${N}  C ${C}  rounds ${ROUNDS}` +
+      `  backends ${backends.join(',')}${postgres ? `  ${postgres.version}` : ''}`,
   );
-  console.log('round  first   no-op jobs/s  ledger jobs/s  ratio   no-op CPU µs/job  ledger CPU µs/job');
-  const rounds: { round: number; first: string; baseline: Run; subject: Run; ratio: number }[] = [];
+  console.log(
+    'round  first   backend   no-op jobs/s  ledger jobs/s  ratio   no-op CPU µs/job  ledger CPU µs/job' +
+      (postgres ? '  db server CPU µs/job' : ''),
+  );
+  interface Round {
+    round: number;
+    first: string;
+    baseline: Run;
+    subjects: Partial<Record<Backend, Run>>;
+    ratios: Partial<Record<Backend, number>>;
+  }
+  const rounds: Round[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
+    // The no-op worker goes first in odd rounds and last in even ones; the backends alternate their order too.
     const first = round % 2 === 1 ? 'no-op' : 'ledger';
+    const order = round % 2 === 1 ? backends : [...backends].reverse();
     const b = first === 'no-op' ? await baseline() : undefined;
-    const s = await subject(round);
-    const r = { round, first, baseline: b ?? (await baseline()), subject: s, ratio: 0 };
-    r.ratio = r.subject.jobsPerSec / r.baseline.jobsPerSec;
+    const subjects: Partial<Record<Backend, Run>> = {};
+    for (const backend of order) subjects[backend] = await subject(backend, round);
+    const r: Round = { round, first, baseline: b ?? (await baseline()), subjects, ratios: {} };
+    for (const backend of backends) {
+      const s = subjects[backend]!;
+      const ratio = s.jobsPerSec / r.baseline.jobsPerSec;
+      r.ratios[backend] = ratio;
+      const cols = [r.baseline.jobsPerSec, s.jobsPerSec].map((x) => x.toFixed(0).padStart(13));
+      const cpus = [r.baseline.cpuUsPerJob, s.cpuUsPerJob].map((x) => x.toFixed(0).padStart(17));
+      const server = s.serverCpuUsPerJob === undefined ? '-' : s.serverCpuUsPerJob.toFixed(0);
+      console.log(
+        `${String(round).padEnd(7)}${first.padEnd(8)}${backend.padEnd(9)}${cols.join(' ')}  ${ratio.toFixed(3)}` +
+          `${cpus.join(' ')}${postgres ? server.padStart(22) : ''}`,
+      );
+    }
     rounds.push(r);
-    const cols = [r.baseline.jobsPerSec, r.subject.jobsPerSec].map((x) => x.toFixed(0).padStart(13));
-    const cpus = [r.baseline.cpuUsPerJob, r.subject.cpuUsPerJob].map((x) => x.toFixed(0).padStart(17));
-    console.log(
-      `${String(round).padEnd(7)}${first.padEnd(7)}${cols.join(' ')}  ${r.ratio.toFixed(3)}${cpus.join(' ')}`,
-    );
   }
   const medians = {
     baseline: median(rounds.map((r) => r.baseline.jobsPerSec)),
-    subject: median(rounds.map((r) => r.subject.jobsPerSec)),
-    ratio: median(rounds.map((r) => r.ratio)),
-  };
-  const met = medians.ratio >= TARGET;
-  console.log(
-    `median: no-op ${medians.baseline.toFixed(0)} jobs/s, ledger ${medians.subject.toFixed(0)} jobs/s, ` +
-      `ratio ${(medians.ratio * 100).toFixed(1)} % (target ≥ ${TARGET * 100} %: ${met ? 'met' : 'NOT met'}); ` +
-      'every ledger verified: N events, all payments captured',
-  );
+    ...Object.fromEntries(
+      backends.map((backend) => [
+        backend,
+        {
+          jobsPerSec: median(rounds.map((r) => r.subjects[backend]!.jobsPerSec)),
+          ratio: median(rounds.map((r) => r.ratios[backend]!)),
+          cpuUsPerJob: median(rounds.map((r) => r.subjects[backend]!.cpuUsPerJob)),
+          ...(backend === 'postgres'
+            ? { serverCpuUsPerJob: median(rounds.map((r) => r.subjects.postgres!.serverCpuUsPerJob!)) }
+            : {}),
+        },
+      ]),
+    ),
+  } as { baseline: number } & Partial<
+    Record<Backend, { jobsPerSec: number; ratio: number; cpuUsPerJob: number; serverCpuUsPerJob?: number }>
+  >;
+  const met = Object.fromEntries(backends.map((backend) => [backend, medians[backend]!.ratio >= TARGET]));
+  for (const backend of backends) {
+    const m = medians[backend]!;
+    console.log(
+      `median ${backend}: no-op ${medians.baseline.toFixed(0)} jobs/s, ledger ${m.jobsPerSec.toFixed(0)} jobs/s, ` +
+        `ratio ${(m.ratio * 100).toFixed(1)} % (target ≥ ${TARGET * 100} %: ${met[backend] ? 'met' : 'NOT met'})`,
+    );
+  }
+  if (medians.sqlite && medians.postgres) {
+    const perRound = rounds.map((r) => r.subjects.postgres!.jobsPerSec / r.subjects.sqlite!.jobsPerSec);
+    console.log(
+      `postgres / sqlite jobs/s: median ${(median(perRound) * 100).toFixed(1)} % ` +
+        `(rounds: ${perRound.map((x) => `${(x * 100).toFixed(1)} %`).join(', ')})`,
+    );
+  }
+  console.log('every ledger verified: N events, all payments captured');
   if (JSON_OUT) {
-    const result = { date, cores, node: process.version, N, C, target: TARGET, met, medians, rounds };
+    const result = {
+      date,
+      cores,
+      node: process.version,
+      postgres: postgres?.version ?? null,
+      N,
+      C,
+      backends,
+      target: TARGET,
+      met,
+      medians,
+      rounds,
+    };
     const text = JSON.stringify(result, null, 2);
     if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, `${text}\n`);
     else console.log(text);
   }
+  await postgres?.stop();
+  postgres = undefined;
   await queue.close();
   await producer.quit();
 }
