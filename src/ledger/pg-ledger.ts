@@ -183,7 +183,9 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
           .sort()
           .map((key) => `select pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(key)}, 0));`);
         await client.query(['begin;', ...locks].join(' '));
-        const result = await runAsync(effect(), createPgStore(client));
+        const store = createPgStore(client);
+        const result = await runAsync(effect(), store);
+        await store.writeChanges();
         await client.query(options.dryRun ? 'rollback' : 'commit');
         return result;
       } catch (error) {

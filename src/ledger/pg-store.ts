@@ -11,7 +11,8 @@ export type PgDb = NodePgDatabase<typeof pgSchema>;
 
 /**
  * One advisory-lock key for the change feed: whoever writes a change holds it until COMMIT, so changes commit in
- * seq order and a reader paging by seq never passes a change that a slower transaction commits later.
+ * seq order and a reader paging by seq never passes a change that a slower transaction commits later. Inserted
+ * together, one transaction's changes keep the order they were recorded in.
  */
 const CHANGE_FEED_LOCK = 7_001_001;
 
@@ -104,7 +105,19 @@ const sql = {
   insertPayment: insertStatement('insert_payment', payments),
   updatePayment: changedColumnsUpdate(payments, 'id'),
   feedLock: statement('feed_lock', `select pg_advisory_xact_lock(${CHANGE_FEED_LOCK})`),
-  insertChange: insertStatement('insert_change', stateChanges, ['seq']),
+  insertChanges: (changes: Row[]): QueryConfig => {
+    const columns = columnsOf(stateChanges, ['seq']);
+    const tuples = changes.map(
+      (_, row) => `(${columns.map((_, i) => `$${row * columns.length + i + 1}`).join(', ')})`,
+    );
+    return {
+      name: `paystate_insert_changes_${changes.length}`,
+      text:
+        `insert into "state_changes" (${columns.map((c) => quoted(c.name)).join(', ')}) ` +
+        `values ${tuples.join(', ')}`,
+      values: changes.flatMap((change) => columns.map(({ key }) => change[key] ?? null)),
+    };
+  },
   insertDrift: insertStatement('insert_drift', drifts, ['seq']),
   refundById: statement('refund_by_id', `select ${selectList(refunds)} from "refunds" where "id" = $1`),
   insertRefund: insertStatement('insert_refund', refunds),
@@ -138,8 +151,8 @@ const sql = {
  * the lock on the payment's id base that the ledger takes first, a refund linked by merchant reference reaches a
  * payment of another base. int8 columns arrive as numbers (the pool's type parser, see pg-ledger.ts).
  */
-export function createPgStore(client: PoolClient): AsyncLedgerStore {
-  let holdsFeedLock = false;
+export function createPgStore(client: PoolClient): AsyncLedgerStore & { writeChanges(): Promise<void> } {
+  const changes: Row[] = [];
   const rows = async <T>(query: QueryConfig) => (await client.query(query)).rows as T[];
   const first = async <T>(query: QueryConfig) => (await rows<T>(query))[0];
   const run = async (query: QueryConfig | null) => {
@@ -153,13 +166,8 @@ export function createPgStore(client: PoolClient): AsyncLedgerStore {
     paymentById: (id) => first<Payment>(sql.paymentById([id])),
     insertPayment: (payment) => run(sql.insertPayment(payment)),
     updatePayment: (before, after) => run(sql.updatePayment(before, after)),
-    insertChange: async (change) => {
-      if (!holdsFeedLock) {
-        await run(sql.feedLock([]));
-        holdsFeedLock = true;
-      }
-      await run(sql.insertChange(change));
-    },
+    // Nothing in a transaction reads the feed back: its changes are written last, by writeChanges().
+    insertChange: async (change) => void changes.push(change),
     insertDrift: (drift) => run(sql.insertDrift(drift)),
     refundById: (id) => first<Refund>(sql.refundById([id])),
     insertRefund: (refund) => run(sql.insertRefund(refund)),
@@ -173,6 +181,15 @@ export function createPgStore(client: PoolClient): AsyncLedgerStore {
     linkRefunds: async (refundIds, paymentId) => {
       await run(sql.linkRefunds([refundIds, paymentId]));
       await run(sql.linkRefundEvents([refundIds, paymentId]));
+    },
+    /**
+     * The transaction's changes, just before COMMIT, under the feed lock: taken this late, the lock that orders
+     * every writer is held for two statements and the COMMIT, not for the whole transaction.
+     */
+    writeChanges: async () => {
+      if (changes.length === 0) return;
+      await run(sql.feedLock([]));
+      await run(sql.insertChanges(changes));
     },
   };
 }
