@@ -64,9 +64,16 @@ interface Result {
   p99: number;
   max: number;
   peakRss: { web: number; worker: number };
+  /** Requests that failed (connection errors, or a feed read not answered 200), and the last message. */
+  errors: { deliveries: number; feedReads: number; last: string };
+  /** How each process had ended before the bench stopped it (null: still running, as it should). */
+  exits: { web: string | null; worker: string | null };
   /** PostgreSQL only: CPU seconds of the database server's processes during the run. */
   serverCpuSeconds?: number;
 }
+
+const exitOf = (child: ChildProcess): string | null =>
+  child.exitCode !== null ? `exit ${child.exitCode}` : child.signalCode !== null ? child.signalCode : null;
 
 async function runBackend(backend: Backend, postgres: BenchPostgres | undefined): Promise<Result> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-e2e-'));
@@ -108,16 +115,23 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     const latencies: number[] = [];
     let lastChangeAt = performance.now();
     let following = true;
+    const errors = { deliveries: 0, feedReads: 0, last: '' };
     const follow = (async () => {
       let cursor = '0';
       while (following) {
-        const page = await request(
-          webPort,
-          'GET',
-          `/v1/changes?after=${cursor}&limit=1000&wait=1`,
-          undefined,
-          { authorization: `Bearer ${TOKEN}` },
-        );
+        let page: { status: number; body: string };
+        try {
+          page = await request(webPort, 'GET', `/v1/changes?after=${cursor}&limit=1000&wait=1`, undefined, {
+            authorization: `Bearer ${TOKEN}`,
+          });
+          if (page.status !== 200) throw new Error(`GET /v1/changes answered ${page.status}`);
+        } catch (error) {
+          // Counted and reported; a web process that died shows as readable < acked and in the exit status.
+          errors.feedReads += 1;
+          errors.last = (error as Error).message;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
         const { changes, next } = JSON.parse(page.body) as { changes: { paymentId: string }[]; next: string };
         const now = performance.now();
         for (const change of changes) {
@@ -165,7 +179,13 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
           'content-type': 'application/json',
           'x-gcs-keyid': KEY.keyId,
           'x-gcs-signature': signWebhookBody(body, KEY.secret),
-        }).then((res) => void (res.status === 200 && (acked += 1))),
+        }).then(
+          (res) => void (res.status === 200 && (acked += 1)),
+          (error: Error) => {
+            errors.deliveries += 1;
+            errors.last = error.message;
+          },
+        ),
       );
     }
     await Promise.all(pending);
@@ -189,6 +209,8 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       p99: percentile(latencies, 0.99),
       max: latencies.at(-1) ?? NaN,
       peakRss: { ...peak },
+      errors,
+      exits: { web: exitOf(web), worker: exitOf(worker) },
       ...(serverCpu === undefined ? {} : { serverCpuSeconds: (postgres!.cpuUs() - serverCpu) / 1e6 }),
     };
   } finally {
@@ -210,6 +232,15 @@ function print(result: Result): void {
   console.log(
     `delivery → readable: p50 ${result.p50.toFixed(1)} ms  p99 ${result.p99.toFixed(1)} ms  max ${result.max.toFixed(1)} ms (target p99 < 50 ms)`,
   );
+  const { errors, exits } = result;
+  if (errors.deliveries || errors.feedReads)
+    console.log(
+      `request errors: deliveries ${errors.deliveries}, feed reads ${errors.feedReads} (last: ${errors.last})`,
+    );
+  if (exits.web || exits.worker)
+    console.log(
+      `processes ended during the run: web ${exits.web ?? 'running'}, worker ${exits.worker ?? 'running'}`,
+    );
   console.log(
     `peak RSS: web ${result.peakRss.web.toFixed(0)} MB, worker ${result.peakRss.worker.toFixed(0)} MB (target < 150 MB each)` +
       (result.serverCpuSeconds === undefined
