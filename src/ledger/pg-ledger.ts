@@ -1,27 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  and,
-  asc,
-  count,
-  desc,
-  eq,
-  gt,
-  gte,
-  isNotNull,
-  isNull,
-  lt,
-  lte,
-  max,
-  sql,
-  type SQL,
-} from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, isNotNull, isNull, lt, lte, max, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg, { Pool, type PoolConfig } from 'pg';
 import { applyEvent, recordPollMiss } from './apply';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './check-schedule';
 import { eventColumns } from './event-row';
+import { eventFilterWhere } from './event-filter';
 import {
   LedgerUnavailableError,
   type ApplyInput,
@@ -409,18 +395,10 @@ async function countLedger(db: PgDb): Promise<LedgerCounts> {
 }
 
 function listEventsQuery(db: PgDb, filter: EventFilter) {
-  const conditions: SQL[] = [];
-  if (filter.outcome) conditions.push(eq(events.outcome, filter.outcome));
-  if (filter.type) conditions.push(eq(events.type, filter.type));
-  if (filter.paymentId) conditions.push(eq(events.paymentId, filter.paymentId));
-  if (filter.source) conditions.push(eq(events.source, filter.source));
-  if (filter.since !== undefined) conditions.push(gte(events.receivedAt, filter.since));
-  if (filter.until !== undefined) conditions.push(lte(events.receivedAt, filter.until));
-  if (filter.afterSeq !== undefined) conditions.push(gt(events.seq, filter.afterSeq));
   return db
     .select()
     .from(events)
-    .where(and(...conditions))
+    .where(eventFilterWhere(events, filter))
     .orderBy(asc(events.seq))
     .limit(filter.limit);
 }

@@ -1,21 +1,14 @@
-import { and, asc, desc, eq, gt, gte, lte, type SQL } from 'drizzle-orm';
+import { asc, desc } from 'drizzle-orm';
+import { eventFilterWhere } from './event-filter';
 import type { EventFilter, OperatorAction, OperatorActionInput, StoredEvent } from './ledger';
 import { events, operatorActions } from './schema';
 import type { Db } from './sqlite-store';
 
 export function listEventsQuery(db: Db, filter: EventFilter): StoredEvent[] {
-  const conditions: SQL[] = [];
-  if (filter.outcome) conditions.push(eq(events.outcome, filter.outcome));
-  if (filter.type) conditions.push(eq(events.type, filter.type));
-  if (filter.paymentId) conditions.push(eq(events.paymentId, filter.paymentId));
-  if (filter.source) conditions.push(eq(events.source, filter.source));
-  if (filter.since !== undefined) conditions.push(gte(events.receivedAt, filter.since));
-  if (filter.until !== undefined) conditions.push(lte(events.receivedAt, filter.until));
-  if (filter.afterSeq !== undefined) conditions.push(gt(events.seq, filter.afterSeq));
   return db
     .select()
     .from(events)
-    .where(and(...conditions))
+    .where(eventFilterWhere(events, filter))
     .orderBy(asc(events.seq))
     .limit(filter.limit)
     .all();
