@@ -1,6 +1,6 @@
 export { openSqliteLedger } from './sqlite-ledger';
 export type { OpenSqliteLedgerOptions } from './sqlite-ledger';
-export { openPgLedger } from './pg-ledger';
+export { openPgLedger } from './open';
 export type { OpenPgLedgerOptions } from './pg-ledger';
 export { openLedger, describeLedger } from './open';
 export type { LedgerLocation, OpenLedgerOptions } from './open';

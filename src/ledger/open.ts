@@ -1,6 +1,7 @@
 import type { CheckPolicy } from './check-schedule';
 import type { Ledger } from './ledger';
-import { openPgLedger } from './pg-ledger';
+import type * as PgLedgerModule from './pg-ledger';
+import type { OpenPgLedgerOptions } from './pg-ledger';
 import { openSqliteLedger } from './sqlite-ledger';
 
 /** Where the ledger lives: a PostgreSQL server (LEDGER_URL) or an embedded SQLite file (LEDGER_PATH). */
@@ -19,6 +20,16 @@ export interface OpenLedgerOptions {
   checkPolicy?: CheckPolicy;
   now?: () => number;
   onConnectionError?: (error: Error) => void;
+}
+
+/**
+ * node-postgres and drizzle's pg-core add ~20 MB to a process: loaded only when a PostgreSQL ledger is opened,
+ * so processes on SQLite do not carry them.
+ */
+export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { openPgLedger: open } = require('./pg-ledger') as typeof PgLedgerModule;
+  return open(options);
 }
 
 export async function openLedger(location: LedgerLocation, options: OpenLedgerOptions = {}): Promise<Ledger> {
