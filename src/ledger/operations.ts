@@ -7,6 +7,7 @@ import type { CheckPolicy } from './check-schedule';
 import type {
   EventFilter,
   Ledger,
+  OperatorActionInput,
   Payment,
   PaymentStatusView,
   RebuildReport,
@@ -15,6 +16,20 @@ import type {
 } from './ledger';
 import { readPaymentDetails, readWebhookEvent, type Reading } from './observation';
 import { call, type Effect } from './store';
+
+/** The operator_actions row for an action (both backends). */
+export function operatorActionRow(input: OperatorActionInput, at: number) {
+  return {
+    actor: input.actor,
+    reason: input.reason,
+    action: input.action,
+    target: input.target,
+    count: input.count,
+    dryRun: input.dryRun,
+    detailsJson: input.details === undefined ? null : JSON.stringify(input.details),
+    at,
+  };
+}
 
 export function statusView(payment: Payment | undefined): PaymentStatusView | null {
   if (!payment) return null;

@@ -17,7 +17,7 @@ import {
   type PaymentView,
 } from './ledger';
 import { paymentBaseOf } from './observation';
-import { rebuildLedger, replayPaymentId, replayStoredEvent } from './operations';
+import { operatorActionRow, rebuildLedger, replayPaymentId, replayStoredEvent } from './operations';
 import * as pgSchema from './pg-schema';
 import { drifts, events, operatorActions, payments, refunds, stateChanges } from './pg-schema';
 import { createPgStore, type PgDb } from './pg-store';
@@ -227,21 +227,7 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
     counts: async () => countLedger(db),
     listEvents: async (filter) => listEventsQuery(db, filter),
     recordAction: async (input) =>
-      (
-        await db
-          .insert(operatorActions)
-          .values({
-            actor: input.actor,
-            reason: input.reason,
-            action: input.action,
-            target: input.target,
-            count: input.count,
-            dryRun: input.dryRun,
-            detailsJson: input.details === undefined ? null : JSON.stringify(input.details),
-            at: now(),
-          })
-          .returning()
-      )[0]!,
+      (await db.insert(operatorActions).values(operatorActionRow(input, now())).returning())[0]!,
     listActions: async (limit) =>
       db.select().from(operatorActions).orderBy(desc(operatorActions.id)).limit(limit),
     replayEvent: async (eventId, replayOptions) => {

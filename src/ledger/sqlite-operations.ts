@@ -1,5 +1,6 @@
 import { asc, desc } from 'drizzle-orm';
 import { eventFilterWhere } from './event-filter';
+import { operatorActionRow } from './operations';
 import type { EventFilter, OperatorAction, OperatorActionInput, StoredEvent } from './ledger';
 import { events, operatorActions } from './schema';
 import type { Db } from './sqlite-store';
@@ -15,20 +16,7 @@ export function listEventsQuery(db: Db, filter: EventFilter): StoredEvent[] {
 }
 
 export function recordActionQuery(db: Db, input: OperatorActionInput, at: number): OperatorAction {
-  return db
-    .insert(operatorActions)
-    .values({
-      actor: input.actor,
-      reason: input.reason,
-      action: input.action,
-      target: input.target,
-      count: input.count,
-      dryRun: input.dryRun,
-      detailsJson: input.details === undefined ? null : JSON.stringify(input.details),
-      at,
-    })
-    .returning()
-    .get();
+  return db.insert(operatorActions).values(operatorActionRow(input, at)).returning().get();
 }
 
 export function listActionsQuery(db: Db, limit: number): OperatorAction[] {
