@@ -27,6 +27,7 @@ import {
 } from '../helpers/fault-processes';
 import {
   eachConcurrently,
+  lifecycleEnvelopes,
   minute,
   paymentEnvelope,
   refundEnvelope,
@@ -76,34 +77,7 @@ interface WebhookPayment {
 }
 
 function webhookPayment(base: number, lifecycle: Lifecycle, seed: number): WebhookPayment {
-  const paymentId = `${base}_0`;
-  const merchantReference = `order-${base}`;
-  const statuses = lifecycle.codes.map((statusCode, step) =>
-    paymentEnvelope({
-      eventId: `${paymentId}/${statusCode}`,
-      paymentId,
-      statusCode,
-      changeTime: minute(step),
-      merchantReference,
-    }),
-  );
-  const refunds = lifecycle.refunds.map((amount, n) =>
-    refundEnvelope({
-      eventId: `${base}_${n + 1}/8`,
-      refundId: `${base}_${n + 1}`,
-      amount,
-      changeTime: minute(lifecycle.codes.length + n),
-      merchantReference,
-    }),
-  );
-  const last = lifecycle.codes.length - 1;
-  const resent = paymentEnvelope({
-    eventId: `${paymentId}/${lifecycle.codes[last]}#resent`,
-    paymentId,
-    statusCode: lifecycle.codes[last]!,
-    changeTime: minute(last),
-    merchantReference,
-  });
+  const { paymentId, statuses, refunds, resent } = lifecycleEnvelopes(base, lifecycle);
   const order = shuffled([...statuses, ...refunds, resent], seed);
   // A same-id re-delivery of one event, somewhere after its first delivery.
   const again = order[seed % order.length]!;

@@ -103,6 +103,45 @@ export function refundEnvelope(options: RefundEnvelopeOptions): Envelope {
   return envelope;
 }
 
+/**
+ * A payment's webhooks for a lifecycle: its statuses in order (one a minute), its refunds after them, and its last
+ * status sent again under a new event id (the platform retrying with a fresh envelope).
+ */
+export function lifecycleEnvelopes(
+  base: string | number,
+  lifecycle: { codes: readonly number[]; refunds: readonly number[] },
+): { paymentId: string; statuses: Envelope[]; refunds: Envelope[]; resent: Envelope } {
+  const paymentId = `${base}_0`;
+  const merchantReference = `order-${base}`;
+  const statuses = lifecycle.codes.map((statusCode, step) =>
+    paymentEnvelope({
+      eventId: `${paymentId}/${statusCode}`,
+      paymentId,
+      statusCode,
+      changeTime: minute(step),
+      merchantReference,
+    }),
+  );
+  const refunds = lifecycle.refunds.map((amount, n) =>
+    refundEnvelope({
+      eventId: `${base}_${n + 1}/8`,
+      refundId: `${base}_${n + 1}`,
+      amount,
+      changeTime: minute(lifecycle.codes.length + n),
+      merchantReference,
+    }),
+  );
+  const last = lifecycle.codes.length - 1;
+  const resent = paymentEnvelope({
+    eventId: `${paymentId}/${lifecycle.codes[last]}#resent`,
+    paymentId,
+    statusCode: lifecycle.codes[last]!,
+    changeTime: minute(last),
+    merchantReference,
+  });
+  return { paymentId, statuses, refunds, resent };
+}
+
 /** What the status worker hands the ledger for a delivered envelope. */
 export function applyInputOf(envelope: Envelope, receivedAt = Date.now()): ApplyInput {
   const event: EventRecord = {

@@ -17,9 +17,7 @@ import { startPlatformSimulator, TEST_AMOUNTS } from '../../src/simulator';
 import {
   applyInputOf,
   eachConcurrently,
-  minute,
-  paymentEnvelope,
-  refundEnvelope,
+  lifecycleEnvelopes,
   shuffled,
   type Envelope,
 } from '../helpers/pg-envelopes';
@@ -101,35 +99,8 @@ function planPayments(count: number, firstBase: number): PlannedPayment[] {
   return Array.from({ length: count }, (_, index) => {
     const lifecycle = LIFECYCLES[index % LIFECYCLES.length]!;
     const base = String(firstBase + index);
-    const paymentId = `${base}_0`;
-    const merchantReference = `order-${base}`;
-    const statuses = lifecycle.codes.map((statusCode, step) =>
-      paymentEnvelope({
-        eventId: `${paymentId}/${statusCode}`,
-        paymentId,
-        statusCode,
-        changeTime: minute(step),
-        merchantReference,
-      }),
-    );
-    const refunds = lifecycle.refunds.map((amount, n) =>
-      refundEnvelope({
-        eventId: `${base}_${n + 1}/8`,
-        refundId: `${base}_${n + 1}`,
-        amount,
-        changeTime: minute(lifecycle.codes.length + n),
-        merchantReference,
-      }),
-    );
+    const { paymentId, statuses, refunds, resent } = lifecycleEnvelopes(base, lifecycle);
     const inOrder = [...statuses, ...refunds];
-    const last = lifecycle.codes.length - 1;
-    const resent = paymentEnvelope({
-      eventId: `${paymentId}/${lifecycle.codes[last]}#resent`,
-      paymentId,
-      statusCode: lifecycle.codes[last]!,
-      changeTime: minute(last),
-      merchantReference,
-    });
     const redelivered = [statuses[index % statuses.length]!, ...(refunds.length ? [refunds[0]!] : [])];
     return { base, paymentId, inOrder, deliveries: [...inOrder, ...redelivered, resent] };
   });
