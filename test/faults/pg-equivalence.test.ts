@@ -28,6 +28,8 @@ import {
 import {
   eachConcurrently,
   lifecycleEnvelopes,
+  LIFECYCLES,
+  type Lifecycle,
   minute,
   paymentEnvelope,
   refundEnvelope,
@@ -56,19 +58,6 @@ import { waitFor } from '../helpers/wait-for';
  */
 
 const CREDENTIALS = { merchantId: 'EquivMerchant', apiKeyId: 'equiv-key', apiSecret: 'equiv-secret' };
-
-interface Lifecycle {
-  codes: readonly number[];
-  refunds: readonly number[];
-}
-
-const LIFECYCLES: readonly Lifecycle[] = [
-  { codes: [0, 5, 91, 9, 81, 8], refunds: [300, 200] },
-  { codes: [4, 46, 5, 91, 9], refunds: [] },
-  { codes: [0, 4, 46, 51, 2], refunds: [] },
-  { codes: [4, 46, 5, 61, 6], refunds: [] },
-  { codes: [46, 5, 91, 9], refunds: [400] },
-];
 
 interface WebhookPayment {
   paymentId: string;

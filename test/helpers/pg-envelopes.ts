@@ -103,13 +103,28 @@ export function refundEnvelope(options: RefundEnvelopeOptions): Envelope {
   return envelope;
 }
 
+export interface Lifecycle {
+  codes: readonly number[];
+  /** Refunds (amounts) sent as refund.refunded webhooks after the statuses. */
+  refunds: readonly number[];
+}
+
+/** Status sequences the platform sends: captured then refunded, captured, refused, cancelled, captured and refunded. */
+export const LIFECYCLES: readonly Lifecycle[] = [
+  { codes: [0, 5, 91, 9, 81, 8], refunds: [300, 200] },
+  { codes: [4, 46, 5, 91, 9], refunds: [] },
+  { codes: [0, 4, 46, 51, 2], refunds: [] },
+  { codes: [4, 46, 5, 61, 6], refunds: [] },
+  { codes: [46, 5, 91, 9], refunds: [400] },
+];
+
 /**
  * A payment's webhooks for a lifecycle: its statuses in order (one a minute), its refunds after them, and its last
  * status sent again under a new event id (the platform retrying with a fresh envelope).
  */
 export function lifecycleEnvelopes(
   base: string | number,
-  lifecycle: { codes: readonly number[]; refunds: readonly number[] },
+  lifecycle: Lifecycle,
 ): { paymentId: string; statuses: Envelope[]; refunds: Envelope[]; resent: Envelope } {
   const paymentId = `${base}_0`;
   const merchantReference = `order-${base}`;

@@ -18,6 +18,7 @@ import {
   applyInputOf,
   eachConcurrently,
   lifecycleEnvelopes,
+  LIFECYCLES,
   shuffled,
   type Envelope,
 } from '../helpers/pg-envelopes';
@@ -70,20 +71,6 @@ async function rawClient(): Promise<pg.Client> {
   await client.connect();
   return client;
 }
-
-interface Lifecycle {
-  codes: readonly number[];
-  /** Refunds (amounts) sent as refund.refunded webhooks after the statuses. */
-  refunds: readonly number[];
-}
-
-const LIFECYCLES: readonly Lifecycle[] = [
-  { codes: [0, 5, 91, 9, 81, 8], refunds: [300, 200] },
-  { codes: [4, 46, 5, 91, 9], refunds: [] },
-  { codes: [0, 4, 46, 51, 2], refunds: [] },
-  { codes: [4, 46, 5, 61, 6], refunds: [] },
-  { codes: [46, 5, 91, 9], refunds: [400] },
-];
 
 interface PlannedPayment {
   base: string;
