@@ -3,6 +3,7 @@
  * and answering 200; `receiver` is paystate's real web app (verify, parse, enqueue to Redis) on the same port.
  * Usage: node dist/bench/ingest-server.js <bare|receiver> <port> <redisUrl> <ledgerPath>
  */
+import http from 'node:http';
 import { once } from 'node:events';
 import express from 'express';
 import { createApp } from '../src/http/app';
@@ -42,7 +43,7 @@ async function main() {
     log,
   });
   if (redis.status !== 'ready') await once(redis, 'ready');
-  app.listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
+  http.createServer(app).listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
 }
 
 if (require.main === module) {

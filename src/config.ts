@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_CHECK_POLICY, type CheckPolicy } from './ledger/check-schedule';
 import type { LedgerLocation } from './ledger/open';
 import { parseKeyRing, type KeyRing } from './platform/webhook-signature';
+import { compileTrustProxy } from './http/client-address';
 
 const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
@@ -52,7 +53,8 @@ const zEnv = z.object({
   WEBHOOK_FAILURE_LIMIT: zPositiveInt.default(20),
   WEBHOOK_FAILURE_WINDOW: zDuration.default(60_000),
   ENQUEUE_TIMEOUT: zDuration.default(2_000),
-  TRUST_PROXY: z.string().optional(),
+  // Checked here so that a typo stops the process at start instead of at its first request.
+  TRUST_PROXY: converted((text) => (compileTrustProxy(text), text)).optional(),
   SHUTDOWN_TIMEOUT: zDuration.default(10_000),
   LEDGER_PATH: z.string().min(1).default('./data/ledger.db'),
   LEDGER_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
@@ -102,7 +104,7 @@ export interface Config {
     failureWindowMs: number;
     /** How long a delivery waits for Redis to acknowledge the job before answering 503. */
     enqueueTimeoutMs: number;
-    /** Express `trust proxy` (e.g. `1` or `loopback`), so the throttle sees client addresses behind a proxy. */
+    /** Proxies trusted for the client's address (`1` hop, `loopback`, addresses or subnets), for the throttle. */
     trustProxy: string | undefined;
   };
   shutdownTimeoutMs: number;

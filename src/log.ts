@@ -174,9 +174,13 @@ export function createLogger(options: LoggerOptions): Logger {
   const render = options.json
     ? winston.format.json()
     : winston.format.combine(winston.format.colorize(), winston.format.printf(renderLine));
-  return winston.createLogger({
+  // winston runs the logger's format before its transports compare levels, so an entry below every
+  // transport's level would still be scrubbed and stamped; drop it first (webhook accepted, at level warn).
+  const dropDisabled = winston.format((info) => logger.isLevelEnabled(info.level) && info);
+  const logger = winston.createLogger({
     level: options.level,
-    format: winston.format.combine(scrubEntry(), winston.format.timestamp(), render),
+    format: winston.format.combine(dropDisabled(), scrubEntry(), winston.format.timestamp(), render),
     transports: [new winston.transports.Console()],
   });
+  return logger;
 }

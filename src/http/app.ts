@@ -1,4 +1,5 @@
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import type { RequestListener } from 'node:http';
+import express, { type ErrorRequestHandler } from 'express';
 import type { Queue } from 'bullmq';
 import { Registry } from 'prom-client';
 import { LedgerUnavailableError, type Ledger, type ReleaseOn } from '../ledger';
@@ -15,7 +16,8 @@ import { createPaymentsRouter } from './payments-route';
 import { createChangesRouter } from './changes-route';
 import { createMetricsRouter } from './metrics-route';
 import { createWebhookMetrics } from './webhook-metrics';
-import { createWebhookRouter } from './webhook-route';
+import { createWebhookReceiver, createWebhookRouter, isWebhookDelivery } from './webhook-route';
+import { compileTrustProxy, createClientAddress } from './client-address';
 
 export interface AppOptions {
   keyRing: KeyRing;
@@ -26,7 +28,7 @@ export interface AppOptions {
   apiTokens: readonly string[];
   releaseOn: ReleaseOn;
   defaultFulfilmentDelayMs: number;
-  /** Express `trust proxy`, so the throttle sees the client's address behind a load balancer. */
+  /** TRUST_PROXY (see {@link compileTrustProxy}), so the throttle sees the client's address behind a proxy. */
   trustProxy?: string;
   queue: Queue<StatusEventJob>;
   /**
@@ -49,7 +51,7 @@ function errorHandler(log: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
     const status = typeof error?.status === 'number' ? error.status : 500;
     if (status === 413) {
-      log.warn('webhook refused', { reason: 'payload_too_large', path: req.path });
+      log.warn('request refused', { reason: 'payload_too_large', path: req.path });
       sendError(res, 413, 'payload_too_large', `the body is larger than ${error.limit} bytes`);
       return;
     }
@@ -72,24 +74,29 @@ function errorHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
-export function createApp(options: AppOptions): Express {
+/**
+ * The web process's request handler: `POST /webhooks` goes straight to the receiver, everything else through
+ * Express. Serve it with `http.createServer(createApp(options))`.
+ */
+export function createApp(options: AppOptions): RequestListener {
   const app = express();
   app.disable('x-powered-by');
-  if (options.trustProxy !== undefined) app.set('trust proxy', options.trustProxy);
+  const trust = compileTrustProxy(options.trustProxy);
+  app.set('trust proxy', trust);
   const throttle = new FailureThrottle({ limit: options.failureLimit, windowMs: options.failureWindowMs });
   const registry = new Registry();
   const queues = [options.queue, ...(options.adminQueues ?? [])];
-  app.use(
-    createWebhookRouter({
-      keyRing: options.keyRing,
-      maxBodyBytes: options.maxBodyBytes,
-      enqueueTimeoutMs: options.enqueueTimeoutMs,
-      queue: options.queue,
-      throttle,
-      metrics: createWebhookMetrics(registry),
-      log: options.log,
-    }),
-  );
+  const receiveWebhook = createWebhookReceiver({
+    keyRing: options.keyRing,
+    maxBodyBytes: options.maxBodyBytes,
+    enqueueTimeoutMs: options.enqueueTimeoutMs,
+    queue: options.queue,
+    throttle,
+    clientAddress: createClientAddress(trust),
+    metrics: createWebhookMetrics(registry),
+    log: options.log,
+  });
+  app.use(createWebhookRouter(receiveWebhook));
   app.use(createHealthRouter(options.readiness));
   const { ledger, releaseOn, log } = options;
   app.use(createMetricsRouter({ registry, ledger, queues, log }));
@@ -107,5 +114,5 @@ export function createApp(options: AppOptions): Express {
   app.use(createEventsRouter({ ledger }));
   app.use((req, res) => sendError(res, 404, 'not_found', `no route ${req.method} ${req.path}`));
   app.use(errorHandler(options.log));
-  return app;
+  return (req, res) => (isWebhookDelivery(req) ? receiveWebhook(req, res) : app(req, res));
 }

@@ -1,9 +1,20 @@
+import type { ServerResponse } from 'node:http';
 import type { Response } from 'express';
 import type { z } from 'zod';
 
+/** Answers `body` as JSON on a plain Node response (the webhook path does not go through Express). */
+export function writeJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
 /** Every refusal answers JSON naming the problem: `{ error: '<code>', message: '...' }`. */
-export function sendError(res: Response, status: number, error: string, message: string): void {
-  res.status(status).json({ error, message });
+export function sendError(res: ServerResponse, status: number, error: string, message: string): void {
+  writeJson(res, status, { error, message });
 }
 
 /** 400 naming the first bad field of a query or body. */

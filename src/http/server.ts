@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { once } from 'node:events';
 import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '../config';
@@ -56,7 +57,7 @@ async function main() {
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },
     log,
   });
-  const server = app.listen(config.port);
+  const server = http.createServer(app).listen(config.port);
   answerClientErrorsWithJson(server);
   await once(server, 'listening');
   log.info('web listening', { port: config.port, keyIds: [...config.webhook.keyRing.keys()] });

@@ -1,11 +1,11 @@
-import type { Request } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
 
 /** Header `paystate send` puts on its deliveries: processed as usual, left out of the delivery counters. */
 export const TEST_DELIVERY_HEADER = 'x-paystate-test';
 
-export function isTestDelivery(req: Pick<Request, 'get'>): boolean {
-  return req.get(TEST_DELIVERY_HEADER) === '1';
+export function isTestDelivery(req: { headers: IncomingHttpHeaders }): boolean {
+  return req.headers[TEST_DELIVERY_HEADER] === '1';
 }
 
 /**
@@ -15,9 +15,9 @@ export function isTestDelivery(req: Pick<Request, 'get'>): boolean {
  */
 export interface WebhookMetrics {
   /** A verified delivery whose `events` events were queued. */
-  accepted(req: Pick<Request, 'get'>, events: number): void;
+  accepted(req: { headers: IncomingHttpHeaders }, events: number): void;
   /** A refused delivery, by the error code it was answered with. */
-  rejected(req: Pick<Request, 'get'>, reason: string): void;
+  rejected(req: { headers: IncomingHttpHeaders }, reason: string): void;
 }
 
 export function createWebhookMetrics(registry: Registry): WebhookMetrics {

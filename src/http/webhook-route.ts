@@ -1,17 +1,14 @@
-import express, {
-  type ErrorRequestHandler,
-  type NextFunction,
-  type Request,
-  type Response,
-  type Router,
-} from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type Router } from 'express';
 import type { Queue } from 'bullmq';
 import { parseWebhookBody, type WebhookEvent } from '../../schemas';
 import type { Logger } from '../log';
 import { SignatureError, verifyWebhookSignature, type KeyRing } from '../platform/webhook-signature';
 import { StatusEventEnqueuer, type StatusEventJob } from '../queue';
+import type { ClientAddress } from './client-address';
 import type { FailureThrottle } from './failure-throttle';
-import { sendError } from './http-error';
+import { sendError, writeJson } from './http-error';
+import { BodyReadError, readRawBody } from './read-body';
 import type { WebhookMetrics } from './webhook-metrics';
 
 export interface WebhookRouteOptions {
@@ -20,10 +17,13 @@ export interface WebhookRouteOptions {
   enqueueTimeoutMs: number;
   queue: Queue<StatusEventJob>;
   throttle: FailureThrottle;
+  clientAddress: ClientAddress;
   /** Delivery counters; test deliveries (`X-Paystate-Test: 1`) are kept apart by it. */
   metrics: WebhookMetrics;
   log: Logger;
 }
+
+export type WebhookReceiver = (req: IncomingMessage, res: ServerResponse) => void;
 
 const VERIFICATION_HEADER = 'x-gcs-webhooks-endpoint-verification';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -33,57 +33,51 @@ function paymentIdOf(event: WebhookEvent): string | undefined {
   return typeof payload?.id === 'string' ? payload.id : undefined;
 }
 
-function clientAddress(req: Request): string {
-  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
-export function createWebhookRouter(options: WebhookRouteOptions): Router {
-  const { keyRing, throttle, metrics, log } = options;
+/**
+ * `POST /webhooks` on plain Node request and response objects: deliveries are the hot path, and Express's
+ * routing, request decoration and body parser cost more per request than verifying and queueing the event.
+ * The server hands this `POST /webhooks` before Express sees it; the router below serves other spellings.
+ */
+export function createWebhookReceiver(options: WebhookRouteOptions): WebhookReceiver {
+  const { keyRing, throttle, metrics, log, clientAddress } = options;
   const enqueuer = new StatusEventEnqueuer(options.queue, options.enqueueTimeoutMs);
-  const router = express.Router();
 
-  // Endpoint verification handshake: echo the header verbatim as text/plain.
-  router.get('/webhooks', (req, res) => {
-    const challenge = req.get(VERIFICATION_HEADER);
-    if (challenge === undefined) {
+  async function receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = clientAddress(req);
+    const retryAfter = throttle.retryAfterSeconds(client);
+    if (retryAfter > 0) {
+      log.warn('webhook throttled', { client, retryAfter });
+      metrics.rejected(req, 'too_many_failed_verifications');
+      res.setHeader('Retry-After', String(retryAfter));
       sendError(
         res,
-        400,
-        'missing_verification_header',
-        `GET /webhooks needs the ${VERIFICATION_HEADER} header`,
+        429,
+        'too_many_failed_verifications',
+        'too many deliveries failed verification; retry later',
       );
       return;
     }
-    res.status(200).type('text/plain').send(challenge);
-  });
 
-  const refuseThrottled = (req: Request, res: Response, next: NextFunction) => {
-    const retryAfter = throttle.retryAfterSeconds(clientAddress(req));
-    if (retryAfter === 0) return next();
-    log.warn('webhook throttled', { client: clientAddress(req), retryAfter });
-    metrics.rejected(req, 'too_many_failed_verifications');
-    res.set('Retry-After', String(retryAfter));
-    sendError(
-      res,
-      429,
-      'too_many_failed_verifications',
-      'too many deliveries failed verification; retry later',
-    );
-  };
+    let body: Buffer;
+    try {
+      body = await readRawBody(req, options.maxBodyBytes);
+    } catch (error) {
+      if (!(error instanceof BodyReadError)) throw error;
+      log.warn('webhook refused', { reason: error.code, client });
+      metrics.rejected(req, error.code);
+      sendError(res, error.status, error.code, error.message);
+      return;
+    }
 
-  // Raw bytes only: the signature covers the body exactly as sent, so nothing may parse it first.
-  const rawBody = express.raw({ type: () => true, limit: options.maxBodyBytes });
-
-  router.post('/webhooks', refuseThrottled, rawBody, async (req, res) => {
-    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const client = clientAddress(req);
+    const signature = header(req, 'x-gcs-signature');
     let keyId: string;
     try {
-      ({ keyId } = verifyWebhookSignature(
-        body,
-        { signature: req.get('x-gcs-signature'), keyId: req.get('x-gcs-keyid') },
-        keyRing,
-      ));
+      ({ keyId } = verifyWebhookSignature(body, { signature, keyId: header(req, 'x-gcs-keyid') }, keyRing));
     } catch (error) {
       if (!(error instanceof SignatureError)) throw error;
       throttle.recordFailure(client);
@@ -114,13 +108,12 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
     }
 
     const receivedAt = Date.now();
-    const signature = req.get('x-gcs-signature') ?? '';
     const isArray = Array.isArray(json);
     const jobs: StatusEventJob[] = parsed.events.map((event, index) => ({
       eventId: event.id,
       type: event.type,
       keyId,
-      signature,
+      signature: signature ?? '',
       rawBody: text,
       rawIndex: isArray ? index : null,
       receivedAt,
@@ -133,7 +126,7 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
         error: (error as Error).message,
       });
       metrics.rejected(req, 'queue_unavailable');
-      res.set('Retry-After', '30');
+      res.setHeader('Retry-After', '30');
       sendError(res, 503, 'queue_unavailable', 'the event could not be queued; deliver it again later');
       return;
     }
@@ -146,17 +139,40 @@ export function createWebhookRouter(options: WebhookRouteOptions): Router {
       });
     }
     metrics.accepted(req, jobs.length);
-    res.status(200).json({ received: jobs.length });
-  });
+    writeJson(res, 200, { received: jobs.length });
+  }
 
-  // Body-reading failures (too large, aborted) are answered by the app's error handler; count them here.
-  const countBodyErrors: ErrorRequestHandler = (error, req, _res, next) => {
-    const status = typeof error?.status === 'number' ? error.status : 500;
-    const reason = status === 413 ? 'payload_too_large' : status < 500 ? 'bad_request' : 'internal_error';
-    metrics.rejected(req, reason);
-    next(error);
+  return (req, res) => {
+    receive(req, res).catch((error: Error) => {
+      log.error('request failed', { path: req.url, error: error.message, stack: error.stack });
+      if (res.headersSent) return void res.destroy();
+      sendError(res, 500, 'internal_error', 'the request could not be handled; nothing was accepted');
+    });
   };
-  router.use('/webhooks', countBodyErrors);
+}
 
+/** The endpoint-verification handshake, and deliveries sent to another spelling of the path (`/Webhooks/`). */
+export function createWebhookRouter(receive: WebhookReceiver): Router {
+  const router = express.Router();
+  router.get('/webhooks', (req, res) => {
+    const challenge = req.get(VERIFICATION_HEADER);
+    if (challenge === undefined) {
+      sendError(
+        res,
+        400,
+        'missing_verification_header',
+        `GET /webhooks needs the ${VERIFICATION_HEADER} header`,
+      );
+      return;
+    }
+    res.status(200).type('text/plain').send(challenge);
+  });
+  router.post('/webhooks', (req, res) => receive(req, res));
   return router;
+}
+
+/** Whether the request is a delivery the receiver takes before Express: `POST /webhooks`, any query string. */
+export function isWebhookDelivery(req: IncomingMessage): boolean {
+  const url = req.url ?? '';
+  return req.method === 'POST' && url.startsWith('/webhooks') && (url.length === 9 || url[9] === '?');
 }

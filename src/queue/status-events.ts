@@ -51,7 +51,7 @@ interface PendingDelivery {
 
 /**
  * Queues the events of concurrent deliveries together: deliveries arriving in the same turn of the event loop
- * go to Redis as one `addBulk` (one MULTI), and each delivery's promise settles only once Redis has answered
+ * go to Redis as one pipelined `addBulk`, and each delivery's promise settles only once Redis has answered
  * for the whole batch, so no delivery is answered 2xx before its jobs are in Redis. jobId = event id, so a
  * re-delivery makes no second job. A batch that fails fails every delivery in it (each answered 503).
  */

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -71,7 +72,7 @@ export async function buildWeb(
     ...appOverrides,
   });
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = http.createServer(app).listen(0, '127.0.0.1', () => resolve(s));
     answerClientErrorsWithJson(s);
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

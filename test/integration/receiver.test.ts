@@ -1,3 +1,6 @@
+import net from 'node:net';
+import { once } from 'node:events';
+import { gzipSync } from 'node:zlib';
 import { buildWeb, type BuiltWeb } from '../helpers/build-web';
 import { deliver, fixture, hmac, paymentEvent } from '../helpers/deliveries';
 import { RedisServer } from '../helpers/redis-server';
@@ -52,6 +55,23 @@ describe('accepts signed deliveries', () => {
     const answers = await Promise.all(Array.from({ length: 20 }, () => deliver(web.url, body)));
     expect(answers.map((res) => res.status)).toEqual(Array(20).fill(200));
     expect(await jobCount()).toBe(1);
+  });
+
+  it('takes a delivery at another spelling of the path and with a query string, as Express routes it', async () => {
+    for (const [at, eventId] of [
+      ['/Webhooks/', 'evt-case'],
+      ['/webhooks?source=lb', 'evt-query'],
+    ] as const) {
+      const body = bodyOf(paymentEvent({ eventId }));
+      const res = await fetch(`${web.url}${at}`, {
+        method: 'POST',
+        body: new Uint8Array(body),
+        headers: { 'x-gcs-keyid': 'key-new', 'x-gcs-signature': hmac(body, 'new:secret==') },
+      });
+      expect([at, res.status, await res.json()]).toEqual([at, 200, { received: 1 }]);
+      expect(await web.queue.getJob(eventId)).toBeDefined();
+    }
+    expect((await fetch(`${web.url}/webhooksx`, { method: 'POST', body: '{}' })).status).toBe(404);
   });
 
   it('queues every event of an array body', async () => {
@@ -184,6 +204,39 @@ describe('rejects bad deliveries with nothing queued', () => {
     await expectRefusal(await deliver(web.url, body), 413, 'payload_too_large');
   });
 
+  it('refuses a content coding with 415 instead of inflating it, even when the coded bytes are signed', async () => {
+    const body = gzipSync(bodyOf(paymentEvent({ eventId: 'evt-gz' })));
+    await expectRefusal(
+      await deliver(web.url, body, { headers: { 'content-encoding': 'gzip' } }),
+      415,
+      'unsupported_content_encoding',
+    );
+    await expectRefusal(
+      await deliver(web.url, bodyOf(paymentEvent({ eventId: 'evt-br' })), {
+        headers: { 'content-encoding': 'br' },
+      }),
+      415,
+      'unsupported_content_encoding',
+    );
+  });
+
+  it('queues nothing from a delivery whose connection drops mid-body, and keeps serving', async () => {
+    const body = bodyOf(paymentEvent({ eventId: 'evt-cut' }));
+    const { port } = new URL(web.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `POST /webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n` +
+        `X-GCS-KeyId: key-new\r\nX-GCS-Signature: ${hmac(body, 'new:secret==')}\r\n\r\n`,
+    );
+    socket.write(body.subarray(0, 40));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await jobCount()).toBe(0);
+    expect((await deliver(web.url, body)).status).toBe(200);
+  });
+
   it('answers the handshake GET without its header with 400', async () => {
     const res = await fetch(`${web.url}/webhooks`);
     expect(res.status).toBe(400);
@@ -211,6 +264,28 @@ describe('slows down an address that keeps failing verification', () => {
       ).toBe(401);
       expect((await deliver(web.url, bodyOf(paymentEvent({ eventId: `ok${i}` })))).status).toBe(200);
     }
+  });
+});
+
+describe('behind a proxy (TRUST_PROXY)', () => {
+  const failFrom = (client: string) =>
+    deliver(web.url, bodyOf(paymentEvent({ eventId: 'evt-px' })), {
+      signature: 'bad',
+      headers: { 'x-forwarded-for': client },
+    });
+
+  it('with one hop trusted, throttles the forwarded client, not the proxy that all clients share', async () => {
+    web = await buildWeb({ failureLimit: 2, trustProxy: '1' });
+    for (let i = 0; i < 2; i++) expect((await failFrom('203.0.113.7')).status).toBe(401);
+    expect((await failFrom('203.0.113.7')).status).toBe(429);
+    expect((await failFrom('198.51.100.9')).status).toBe(401);
+  });
+
+  it('unset, ignores X-Forwarded-For, so a client cannot dodge the throttle by forging it', async () => {
+    web = await buildWeb({ failureLimit: 2 });
+    expect((await failFrom('203.0.113.1')).status).toBe(401);
+    expect((await failFrom('203.0.113.2')).status).toBe(401);
+    expect((await failFrom('203.0.113.3')).status).toBe(429);
   });
 });
 

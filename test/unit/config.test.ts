@@ -1,3 +1,4 @@
+import { compileTrustProxy } from '../../src/http/client-address';
 import { ConfigError, loadConfig, parseByteSize, parseDuration } from '../../src/config';
 
 describe('loadConfig', () => {
@@ -65,6 +66,16 @@ describe('loadConfig', () => {
     const problems = (error as ConfigError).problems.join('\n');
     for (const name of ['PORT', 'WEBHOOK_MAX_BODY', 'LOG_LEVEL', 'REDIS_URL'])
       expect(problems).toContain(name);
+  });
+
+  it('reads TRUST_PROXY as hops, true, or addresses and subnets, and stops at start on anything else', () => {
+    for (const spec of ['1', '2', 'true', 'loopback', '10.0.0.0/8, 192.168.1.1'])
+      expect(loadConfig({ TRUST_PROXY: spec }).webhook.trustProxy).toBe(spec);
+    expect(() => loadConfig({ TRUST_PROXY: 'my-load-balancer' })).toThrow(/TRUST_PROXY/);
+    const oneHop = compileTrustProxy('1');
+    expect([oneHop('10.0.0.1', 0), oneHop('10.0.0.2', 1)]).toEqual([true, false]);
+    const subnet = compileTrustProxy('10.0.0.0/8');
+    expect([subnet('10.1.2.3', 0), subnet('11.0.0.1', 0)]).toEqual([true, false]);
   });
 
   it('requires webhook keys and API tokens in production', () => {
