@@ -50,14 +50,16 @@ interface PendingDelivery {
 }
 
 /**
- * Queues the events of concurrent deliveries together: deliveries arriving in the same turn of the event loop
- * go to Redis as one pipelined `addBulk`, and each delivery's promise settles only once Redis has answered
- * for the whole batch, so no delivery is answered 2xx before its jobs are in Redis. jobId = event id, so a
- * re-delivery makes no second job. A batch that fails fails every delivery in it (each answered 503).
+ * Queues the events of concurrent deliveries together, as group commit does: while one `addBulk` is on its way
+ * to Redis, deliveries arriving meanwhile gather and go as the next one (one pipelined write and one reply for
+ * all of them), instead of a Redis write each. Each delivery's promise settles only once Redis has answered for
+ * its batch, so no delivery is answered 2xx before its jobs are in Redis. jobId = event id, so a re-delivery
+ * makes no second job. A batch that fails fails every delivery in it (each answered 503).
  */
 export class StatusEventEnqueuer {
   private pending: PendingDelivery[] = [];
   private flushScheduled = false;
+  private sending = false;
 
   constructor(
     private readonly queue: Queue<StatusEventJob>,
@@ -69,10 +71,7 @@ export class StatusEventEnqueuer {
     let timer: NodeJS.Timeout | undefined;
     const queued = new Promise<void>((resolve, reject) => {
       this.pending.push({ jobs, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => void this.flush());
-      }
+      this.scheduleFlush();
     });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new EnqueueTimeoutError(this.timeoutMs)), this.timeoutMs);
@@ -80,10 +79,17 @@ export class StatusEventEnqueuer {
     return Promise.race([queued, timeout]).finally(() => clearTimeout(timer));
   }
 
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.sending || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     this.flushScheduled = false;
+    this.sending = true;
     const jobs = batch.flatMap((delivery) => delivery.jobs);
     try {
       await this.queue.addBulk(
@@ -92,6 +98,9 @@ export class StatusEventEnqueuer {
       for (const delivery of batch) delivery.resolve();
     } catch (error) {
       for (const delivery of batch) delivery.reject(error as Error);
+    } finally {
+      this.sending = false;
+      this.scheduleFlush();
     }
   }
 }
