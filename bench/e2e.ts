@@ -98,7 +98,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
   delete env[backend === 'sqlite' ? 'LEDGER_URL' : 'LEDGER_PATH'];
   const root = path.join(__dirname, '..');
   // The Procfile's node flags (the young generation's size), so the RSS measured is the deployment's.
-  const execArgv = ['--max-semi-space-size=2'];
+  const execArgv = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
   const web = fork(path.join(root, 'src/http/server.js'), [], { env, stdio: 'inherit', execArgv });
   const worker = fork(path.join(root, 'workers/status-worker.js'), [], { env, stdio: 'inherit', execArgv });
   children.push(web, worker);

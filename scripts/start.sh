@@ -32,11 +32,11 @@ fi
 npm run --silent build
 echo "paystate: REDIS_URL=$REDIS_URL LEDGER_PATH=${LEDGER_PATH:-./data/ledger.db} PORT=${PORT:-3000}" >&2
 [ "${NODE_ENV:-development}" != production ] && echo "paystate: local webhook key id 'local-key', API token 'local-token', admin token 'local-admin' unless set" >&2
-node --max-semi-space-size=2 dist/src/http/server.js &
+node --max-semi-space-size=2 --heap-growing-percent=20 dist/src/http/server.js &
 pids+=($!)
-node --max-semi-space-size=2 dist/workers/status-worker.js &
+node --max-semi-space-size=2 --heap-growing-percent=20 dist/workers/status-worker.js &
 pids+=($!)
-node --max-semi-space-size=2 dist/workers/scheduler.js &
+node --max-semi-space-size=2 --heap-growing-percent=20 dist/workers/scheduler.js &
 pids+=($!)
 wait -n || true
 stop
