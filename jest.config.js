@@ -8,6 +8,7 @@
 /** Suites that open a ledger: run on both backends. */
 const LEDGER_SUITES = [
   'test/integration/admin.test.ts',
+  'test/integration/change-signal.test.ts',
   'test/integration/cli.test.ts',
   'test/integration/events-api.test.ts',
   'test/integration/fulfilment-api.test.ts',

@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import express from 'express';
 import { loadConfigOrExit } from '../src/config';
 import { createHealthRouter } from '../src/http/health-route';
-import { openLedger } from '../src/ledger';
+import { announcingWrites, openLedger } from '../src/ledger';
 import { createLogger } from '../src/log';
 import { createPlatformClient } from '../src/platform';
-import { createRedisConnection, startReconciler } from '../src/queue';
+import { createChangeAnnouncer, createRedisConnection, startReconciler } from '../src/queue';
 import { exitOnSignals } from '../src/shutdown';
 import { startPlatformSimulator } from '../src/simulator';
 
@@ -58,7 +58,7 @@ async function main() {
   const connection = createRedisConnection(config.redisUrl, { role: 'worker' });
   const reconciler = await startReconciler({
     connection,
-    ledger,
+    ledger: announcingWrites(ledger, createChangeAnnouncer(connection)),
     platform,
     log,
     everyMs: config.reconcile.everyMs,

@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from '../src/config';
-import { describeLedger, openLedger } from '../src/ledger';
+import { announcingWrites, describeLedger, openLedger } from '../src/ledger';
 import { createLogger } from '../src/log';
-import { createRedisConnection, createStatusWorker } from '../src/queue';
+import { createChangeAnnouncer, createRedisConnection, createStatusWorker } from '../src/queue';
 import { exitOnSignals } from '../src/shutdown';
 
 async function main() {
@@ -13,7 +13,12 @@ async function main() {
   });
   const connection = createRedisConnection(config.redisUrl, { role: 'worker' });
 
-  const worker = createStatusWorker({ connection, ledger, log, concurrency: config.worker.concurrency });
+  const worker = createStatusWorker({
+    connection,
+    ledger: announcingWrites(ledger, createChangeAnnouncer(connection)),
+    log,
+    concurrency: config.worker.concurrency,
+  });
 
   log.info('status worker started', {
     concurrency: config.worker.concurrency,

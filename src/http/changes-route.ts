@@ -1,14 +1,20 @@
 import express, { type Router } from 'express';
 import { zChangesQuery } from '../../schemas';
 import type { ChangeWithPayment, Ledger, ReleaseOn } from '../ledger';
+import { timerWait, type ChangeSignal } from '../queue/change-signal';
 import { sendError, sendInvalidRequest } from './http-error';
 import { paymentJson } from './payment-json';
 
 export interface ChangesRouteOptions {
   ledger: Ledger;
   releaseOn: ReleaseOn;
-  /** How often a long-poll looks for new changes (the writer is another process; one indexed read). @defaultValue 25 */
+  /**
+   * How often a long-poll looks for new changes (the writer is another process; one indexed read).
+   * @defaultValue 25, or 250 with a `changeSignal`
+   */
   pollIntervalMs?: number;
+  /** Writers' announcements of new changes: a long-poll wakes at once instead of at its next poll. */
+  changeSignal?: ChangeSignal;
 }
 
 /** Cursors are opaque to clients; "0" (or none) means from the start. */
@@ -28,7 +34,9 @@ export function decodeCursor(cursor: string | undefined): number | undefined {
  */
 export function createChangesRouter(options: ChangesRouteOptions): Router {
   const { ledger, releaseOn } = options;
-  const pollIntervalMs = options.pollIntervalMs ?? 25;
+  const { changeSignal } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? (changeSignal ? 250 : 25);
+  const wait = (ms: number) => (changeSignal ? changeSignal.wait(ms) : timerWait(ms));
   const router = express.Router();
 
   const changeJson = (change: ChangeWithPayment) => ({
@@ -61,8 +69,14 @@ export function createChangesRouter(options: ChangesRouteOptions): Router {
     const deadline = Date.now() + query.data.wait * 1000;
     let changes = await ledger.listChanges(after, query.data.limit);
     while (changes.length === 0 && Date.now() < deadline && !gone) {
-      await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-      changes = await ledger.listChanges(after, query.data.limit);
+      // Listening before reading: an announcement that arrives while the read is on its way is not missed.
+      const woken = wait(Math.min(pollIntervalMs, deadline - Date.now()));
+      changes = await ledger.listChanges(after, query.data.limit).catch((error: unknown) => {
+        woken.cancel();
+        throw error;
+      });
+      if (changes.length > 0) woken.cancel();
+      else await woken.done;
     }
     if (gone) return;
     const last = changes.at(-1);

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { Queue } from 'bullmq';
 import { loadConfigOrExit } from '../config';
-import { openLedger } from '../ledger';
+import { announcingWrites, openLedger } from '../ledger';
 import { createLogger } from '../log';
 import {
   createRedisConnection,
@@ -10,6 +10,8 @@ import {
   PAYMENT_POLLS_QUEUE,
   readRedisDurability,
   RECONCILE_SWEEPS_QUEUE,
+  createChangeAnnouncer,
+  subscribeToChanges,
 } from '../queue';
 import { exitOnSignals } from '../shutdown';
 import { createApp } from './app';
@@ -35,10 +37,22 @@ async function main() {
   );
   for (const each of [queue, ...adminQueues])
     each.on('error', (error) => log.warn('queue error', { queue: each.name, error: error.message }));
-  const ledger = await openLedger(config.ledger.location, {
-    checkPolicy: config.reconcile.policy,
-    onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
-  });
+  const ledger = announcingWrites(
+    await openLedger(config.ledger.location, {
+      checkPolicy: config.reconcile.policy,
+      onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
+    }),
+    createChangeAnnouncer(redis),
+  );
+
+  // A connection of its own: a subscribed connection can run no other command.
+  const subscriber = createRedisConnection(config.redisUrl, { role: 'worker' });
+  subscriber.on('error', (error) => log.warn('redis subscriber error', { error: error.message }));
+  const changeSignal = subscribeToChanges(subscriber, (error) =>
+    log.warn('change announcements not subscribed; long-polls fall back to polling the ledger', {
+      error: error.message,
+    }),
+  );
 
   const app = createApp({
     keyRing: config.webhook.keyRing,
@@ -54,6 +68,7 @@ async function main() {
     adminQueues,
     adminToken: config.admin.token,
     ledger,
+    changeSignal,
     readiness: { redis: async () => void (await redis.ping()), ledger: () => ledger.ping() },
     log,
   });
@@ -69,6 +84,7 @@ async function main() {
       server.closeIdleConnections();
       await closed;
       await Promise.all([queue, ...adminQueues].map((each) => each.close()));
+      await changeSignal.close();
       await redis.quit();
       await ledger.close();
     },

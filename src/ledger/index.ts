@@ -5,6 +5,7 @@ export type { OpenPgLedgerOptions } from './pg-ledger';
 export { openLedger, describeLedger } from './open';
 export type { LedgerLocation, OpenLedgerOptions } from './open';
 export { LedgerUnavailableError } from './ledger';
+export { announcingWrites } from './announce';
 export type {
   Ledger,
   ApplyInput,

@@ -34,3 +34,5 @@ export type {
 } from './reconcile';
 export { createLedgerOutageGuard } from './ledger-outage';
 export type { LedgerOutageGuard } from './ledger-outage';
+export { CHANGE_SIGNAL_CHANNEL, createChangeAnnouncer, subscribeToChanges } from './change-signal';
+export type { ChangeSignal } from './change-signal';
