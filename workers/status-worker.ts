@@ -10,6 +10,7 @@ async function main() {
   const ledger = await openLedger(config.ledger.location, {
     checkPolicy: config.reconcile.policy,
     onConnectionError: (error) => log.warn('ledger connection lost', { error: error.message }),
+    backgroundCheckpointMs: 200,
   });
   const connection = createRedisConnection(config.redisUrl, { role: 'worker' });
 

@@ -20,6 +20,8 @@ export interface OpenLedgerOptions {
   checkPolicy?: CheckPolicy;
   now?: () => number;
   onConnectionError?: (error: Error) => void;
+  /** SQLite only: checkpoint the WAL from a thread of its own (see sqlite-checkpointer.ts). */
+  backgroundCheckpointMs?: number;
 }
 
 /**
@@ -34,9 +36,15 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
 
 export async function openLedger(location: LedgerLocation, options: OpenLedgerOptions = {}): Promise<Ledger> {
   if (location.kind === 'sqlite')
-    return openSqliteLedger({ path: location.path, checkPolicy: options.checkPolicy, now: options.now });
+    return openSqliteLedger({
+      path: location.path,
+      checkPolicy: options.checkPolicy,
+      now: options.now,
+      backgroundCheckpointMs: options.backgroundCheckpointMs,
+    });
   const { kind: _kind, ...settings } = location;
-  return openPgLedger({ ...settings, ...options });
+  const { backgroundCheckpointMs: _sqliteOnly, ...pgOptions } = options;
+  return openPgLedger({ ...settings, ...pgOptions });
 }
 
 /** For logs: the location without credentials. */

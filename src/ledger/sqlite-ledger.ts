@@ -15,6 +15,7 @@ import { register, release } from './registration';
 import { inTransaction, listActionsQuery, listEventsQuery, recordActionQuery } from './sqlite-operations';
 import { createGroupCommit, type GroupCommit } from './sqlite-group-commit';
 import { createSqliteStore, type Db } from './sqlite-store';
+import { startCheckpointer } from './sqlite-checkpointer';
 import { runSync, type Effect } from './store';
 
 export interface OpenSqliteLedgerOptions {
@@ -29,6 +30,12 @@ export interface OpenSqliteLedgerOptions {
   now?: () => number;
   /** When the reconciler checks inconclusive payments. @defaultValue DEFAULT_CHECK_POLICY */
   checkPolicy?: CheckPolicy;
+  /**
+   * Checkpoint the WAL from a thread of its own every this many ms, instead of inside the commit that fills it
+   * (see sqlite-checkpointer.ts): for the process that does most of the writing, the status worker.
+   * @defaultValue undefined (SQLite's automatic checkpoints)
+   */
+  backgroundCheckpointMs?: number;
 }
 
 /** Finds drizzle/ from both src/ledger (ts) and dist/src/ledger (built). */
@@ -68,6 +75,10 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
   const store = createSqliteStore(db);
   const group = createGroupCommit(sqlite);
+  const checkpointer =
+    options.backgroundCheckpointMs === undefined
+      ? undefined
+      : startCheckpointer(sqlite, options.backgroundCheckpointMs);
 
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
   const writing = <T>(work: (at: number) => T): T =>
@@ -173,6 +184,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
       sqlite.prepare('select 1').get();
     },
     close: async () => {
+      await checkpointer?.stop();
       sqlite.close();
     },
   };
