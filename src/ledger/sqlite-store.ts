@@ -24,8 +24,8 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const nameOf = new Map(columns.map((column) => [column.key, column.name]));
   return {
     name: `"${getTableName(table)}"`,
-    /** The select list, each column under its schema key. */
-    selected: columns.map((column) => `${column.name} as "${column.key}"`).join(', '),
+    /** The select list of a whole row, read with `raw()` and `decode`. */
+    selected: columns.map((column) => column.name).join(', '),
     inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map((column) => `@${column.key}`).join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
     keys: columns.map((column) => column.key),
@@ -35,11 +35,13 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
       for (const key of flags) encoded[key] = row[key] ? 1 : 0;
       return encoded;
     },
-    decode: <T>(row: unknown): T | undefined => {
-      if (row === undefined) return undefined;
-      for (const key of flags) {
-        const value = (row as Row)[key];
-        if (value !== null) (row as Row)[key] = Number(value) === 1;
+    /** A row read as an array (better-sqlite3 builds a row object through its C++ API, ~2× slower). */
+    decode: <T>(values: unknown): T | undefined => {
+      if (values === undefined) return undefined;
+      const row: Row = {};
+      for (let i = 0; i < columns.length; i++) {
+        const value = (values as unknown[])[i];
+        row[columns[i]!.key] = columns[i]!.flag && value !== null ? Number(value) === 1 : value;
       }
       return row as T;
     },
@@ -95,11 +97,11 @@ function prepareStatements(sqlite: Database.Database) {
       `update ${e.name} set ${e.column('deliveries')} = ${e.column('deliveries')} + 1 where ${e.column('seq')} = ?`,
     ),
     insertEvent: sqlite.prepare(`insert into ${e.name} ${newEvent.inserted}`),
-    paymentById: sqlite.prepare(`select ${p.selected} from ${p.name} where ${p.column('id')} = ?`),
+    paymentById: sqlite.prepare(`select ${p.selected} from ${p.name} where ${p.column('id')} = ?`).raw(),
     insertPayment: sqlite.prepare(`insert into ${p.name} ${p.inserted}`),
     insertChange: sqlite.prepare(`insert into ${c.name} ${c.inserted}`),
     insertDrift: sqlite.prepare(`insert into ${d.name} ${d.inserted}`),
-    refundById: sqlite.prepare(`select ${r.selected} from ${r.name} where ${r.column('id')} = ?`),
+    refundById: sqlite.prepare(`select ${r.selected} from ${r.name} where ${r.column('id')} = ?`).raw(),
     insertRefund: sqlite.prepare(`insert into ${r.name} ${r.inserted}`),
     refundsByBase: sqlite.prepare(
       `select ${r.column('id')} as "id", ${r.column('paymentId')} as "previous" from ${r.name} ` +
@@ -109,12 +111,12 @@ function prepareStatements(sqlite: Database.Database) {
       `select sum(${r.column('amount')}) as "total" from ${r.name} ` +
         `where ${r.column('paymentId')} = ? and ${r.column('stage')} = 'refunded'`,
     ),
-    paymentByBase: sqlite.prepare(
-      `select ${p.selected} from ${p.name} where ${p.column('base')} = ? ${byRichest}`,
-    ),
-    paymentByMerchantReference: sqlite.prepare(
-      `select ${p.selected} from ${p.name} where ${p.column('merchantReference')} = ? ${byRichest}`,
-    ),
+    paymentByBase: sqlite
+      .prepare(`select ${p.selected} from ${p.name} where ${p.column('base')} = ? ${byRichest}`)
+      .raw(),
+    paymentByMerchantReference: sqlite
+      .prepare(`select ${p.selected} from ${p.name} where ${p.column('merchantReference')} = ? ${byRichest}`)
+      .raw(),
   };
 }
 
