@@ -20,21 +20,19 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const columns = Object.entries(getTableColumns(table))
     .filter(([key]) => !except.includes(key))
     .map(([key, column]) => ({ key, name: `"${column.name}"`, flag: column.columnType === 'SQLiteBoolean' }));
-  const flags = columns.filter((column) => column.flag).map((column) => column.key);
+  const flags = new Set(columns.filter((column) => column.flag).map((column) => column.key));
+  const keys = columns.map((column) => column.key);
   const nameOf = new Map(columns.map((column) => [column.key, column.name]));
   return {
     name: `"${getTableName(table)}"`,
     /** The select list of a whole row, read with `raw()` and `decode`. */
     selected: columns.map((column) => column.name).join(', '),
-    inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map((column) => `@${column.key}`).join(', ')})`,
+    inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
-    keys: columns.map((column) => column.key),
-    encode: (row: Row): Row => {
-      if (flags.length === 0) return row;
-      const encoded = { ...row };
-      for (const key of flags) encoded[key] = row[key] ? 1 : 0;
-      return encoded;
-    },
+    keys,
+    /** The values of `row` bound by position (named binding looks each name up through V8's C++ API). */
+    values: (row: Row, of: readonly string[] = keys): unknown[] =>
+      of.map((key) => (flags.has(key) ? (row[key] ? 1 : 0) : row[key])),
     /** A row read as an array (better-sqlite3 builds a row object through its C++ API, ~2× slower). */
     decode: <T>(values: unknown): T | undefined => {
       if (values === undefined) return undefined;
@@ -60,7 +58,7 @@ function changedColumnsUpdate<T extends { id: string }>(
   const columns = table.keys.filter((key) => key !== 'id');
   const prepareUpdate = (changed: string[]) =>
     sqlite.prepare(
-      `update ${table.name} set ${changed.map((key) => `${table.column(key)} = @${key}`).join(', ')} where ${table.column('id')} = @id`,
+      `update ${table.name} set ${changed.map((key) => `${table.column(key)} = ?`).join(', ')} where ${table.column('id')} = ?`,
     );
   const prepared = new Map<string, Database.Statement>();
   return (before: T, after: T): void => {
@@ -69,7 +67,7 @@ function changedColumnsUpdate<T extends { id: string }>(
     const shape = changed.join(',');
     let update = prepared.get(shape);
     if (!update) prepared.set(shape, (update = prepareUpdate(changed)));
-    update.run(table.encode(after));
+    update.run(table.values(after, [...changed, 'id']));
   };
 }
 
@@ -86,8 +84,7 @@ function prepareStatements(sqlite: Database.Database) {
   const r = sqlTable(refunds);
   const byRichest = `order by ${p.column('capturedTotal')} desc, ${p.column('id')} asc limit 1`;
   return {
-    payments: p,
-    refunds: r,
+    tables: { newEvent, p, c, d, r },
     /** The dedupe gate. */
     eventById: sqlite.prepare(
       `select ${e.column('seq')} as "seq", ${e.column('outcome')} as "outcome", ${e.column('paymentId')} as "paymentId" ` +
@@ -126,19 +123,19 @@ function prepareStatements(sqlite: Database.Database) {
  */
 export function createSqliteStore(db: Db, sqlite: Database.Database): LedgerStore {
   const stmt = prepareStatements(sqlite);
-  const { payments: p, refunds: r } = stmt;
+  const { newEvent, p, c, d, r } = stmt.tables;
   return {
     eventById: (eventId) => stmt.eventById.get(eventId) as ReturnType<LedgerStore['eventById']>,
     countDelivery: (seq) => void stmt.countDelivery.run(seq),
-    insertEvent: (columns) => Number(stmt.insertEvent.run(columns).lastInsertRowid),
+    insertEvent: (columns) => Number(stmt.insertEvent.run(newEvent.values(columns)).lastInsertRowid),
     updateEvent: (seq, columns) => void db.update(events).set(columns).where(eq(events.seq, seq)).run(),
     paymentById: (paymentId) => p.decode(stmt.paymentById.get(paymentId)),
-    insertPayment: (payment) => void stmt.insertPayment.run(p.encode(payment)),
+    insertPayment: (payment) => void stmt.insertPayment.run(p.values(payment)),
     updatePayment: changedColumnsUpdate(sqlite, p),
-    insertChange: (change) => void stmt.insertChange.run(change),
-    insertDrift: (drift) => void stmt.insertDrift.run(drift),
+    insertChange: (change) => void stmt.insertChange.run(c.values(change)),
+    insertDrift: (drift) => void stmt.insertDrift.run(d.values(drift)),
     refundById: (refundId) => r.decode(stmt.refundById.get(refundId)),
-    insertRefund: (refund) => void stmt.insertRefund.run(r.encode(refund)),
+    insertRefund: (refund) => void stmt.insertRefund.run(r.values(refund)),
     updateRefund: changedColumnsUpdate(sqlite, r),
     refundsByBase: (base) => stmt.refundsByBase.all(base) as ReturnType<LedgerStore['refundsByBase']>,
     refundedTotal: (paymentId) =>
