@@ -191,7 +191,7 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
     recordFailedEvent: async (event, error) => {
       await db
         .insert(events)
-        .values({ ...eventColumns(event), outcome: 'failed', reason: error, processedAt: now() })
+        .values(eventColumns(event, { outcome: 'failed', reason: error, paymentId: null }, now()))
         .onConflictDoNothing({ target: events.eventId });
     },
     getPayment: async (paymentId) => getPaymentView(db, paymentId),

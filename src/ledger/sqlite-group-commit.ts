@@ -17,21 +17,35 @@ export interface GroupCommit {
 
 /**
  * Group commit: the work queued during one turn of the event loop (the status worker's concurrent applies)
- * runs in call order in one IMMEDIATE transaction, each piece in its own SAVEPOINT, and one COMMIT writes them
- * all (with a transaction per event, its COMMIT cost more CPU than its statements). Why this keeps per-event
- * semantics:
+ * runs in call order in one IMMEDIATE transaction, and one COMMIT writes them all (with a transaction per
+ * event, its COMMIT cost more CPU than its statements). Why this keeps per-event semantics:
  * - each piece sees the effects of the pieces before it (same connection, same transaction, in order), so the
  *   dedupe gate and the ordering rule decide exactly as if each had committed alone;
- * - a piece that throws is rolled back to its savepoint and only its promise rejects;
+ * - a piece that throws rolls the whole batch back, and the batch runs again with each piece in its own
+ *   SAVEPOINT: the one that throws is rolled back to its savepoint and only its promise rejects. Pieces are
+ *   synchronous database work on their own inputs, so running them again after the rollback decides the same.
+ *   Savepoints are kept off the common path: SQLite copies each page a piece changes into a sub-journal, which
+ *   spills to a temporary file (~6 more writes per event);
  * - no promise settles before the COMMIT: when BEGIN (SQLITE_BUSY) or COMMIT fails, or SQLite rolled the whole
  *   transaction back (disk full, I/O error), every promise of the batch rejects and none of it is kept, so
  *   BullMQ retries all of those jobs.
  */
 export function createGroupCommit(sqlite: Database.Database): GroupCommit {
   let queue: Queued[] = [];
+  let pieceThrew = false;
+  const inOneGo = sqlite.transaction((batch: Queued[]) =>
+    batch.map((queued): Outcome => {
+      try {
+        return { ok: true, value: queued.work() };
+      } catch (error) {
+        pieceThrew = true;
+        throw error;
+      }
+    }),
+  );
   // Called inside a transaction, a better-sqlite3 transaction function runs in a savepoint.
   const inSavepoint = sqlite.transaction((work: () => unknown) => work());
-  const inOneTransaction = sqlite.transaction((batch: Queued[]) =>
+  const pieceBySavepoint = sqlite.transaction((batch: Queued[]) =>
     batch.map((queued): Outcome => {
       try {
         return { ok: true, value: inSavepoint(queued.work) };
@@ -41,6 +55,15 @@ export function createGroupCommit(sqlite: Database.Database): GroupCommit {
       }
     }),
   );
+  const runBatch = (batch: Queued[]): Outcome[] => {
+    pieceThrew = false;
+    try {
+      return inOneGo.immediate(batch);
+    } catch (error) {
+      if (!pieceThrew) throw error;
+      return pieceBySavepoint.immediate(batch);
+    }
+  };
 
   const flush = () => {
     const batch = queue;
@@ -48,7 +71,7 @@ export function createGroupCommit(sqlite: Database.Database): GroupCommit {
     if (batch.length === 0) return;
     let outcomes: Outcome[];
     try {
-      outcomes = inOneTransaction.immediate(batch);
+      outcomes = runBatch(batch);
     } catch (error) {
       for (const queued of batch) queued.reject(error);
       return;

@@ -73,7 +73,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   migrateWithRetry(db);
   const now = options.now ?? Date.now;
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
-  const store = createSqliteStore(db);
+  const store = createSqliteStore(db, sqlite);
   const group = createGroupCommit(sqlite);
   const checkpointer =
     options.backgroundCheckpointMs === undefined
@@ -92,7 +92,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     },
     recordFailedEvent: async (event, error) => {
       db.insert(events)
-        .values({ ...eventColumns(event), outcome: 'failed', reason: error, processedAt: now() })
+        .values(eventColumns(event, { outcome: 'failed', reason: error, paymentId: null }, now()))
         // An existing row was reached by processing; its outcome stays.
         .onConflictDoNothing({ target: events.eventId })
         .run();

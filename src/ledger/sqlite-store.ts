@@ -1,116 +1,119 @@
-import { and, asc, desc, eq, getTableColumns, inArray, sql, sum, type Placeholder } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
+import { eq, getTableColumns, getTableName, inArray } from 'drizzle-orm';
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import type { SQLiteTable, SQLiteUpdateSetSource } from 'drizzle-orm/sqlite-core';
+import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type * as schema from './schema';
 import { drifts, events, payments, refunds, stateChanges } from './schema';
 import type { LedgerStore } from './store';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
-type Key<T extends SQLiteTable> = keyof T['$inferInsert'] & string;
-
-/** One named placeholder per column, named after the schema's key, so a typed row object fills them all. */
-function placeholders<T extends SQLiteTable, K extends Key<T>>(table: T, keys: readonly K[]) {
-  const values = {} as Record<K, Placeholder>;
-  for (const key of keys) values[key] = sql.placeholder(key);
-  return values;
-}
-
-/** drizzle binds a placeholder in set() like a value, through the column's encoder; only its types omit it. */
-function placeholderSet<T extends SQLiteTable>(table: T, keys: readonly Key<T>[]) {
-  return placeholders(table, keys) as unknown as SQLiteUpdateSetSource<T>;
-}
-
-const keysOf = <T extends SQLiteTable>(table: T, except: readonly Key<T>[] = []) =>
-  (Object.keys(getTableColumns(table)) as Key<T>[]).filter((key) => !except.includes(key));
-
-const id = sql.placeholder('id');
-
 type Row = Record<string, unknown>;
+
+/**
+ * The apply path's statements run on better-sqlite3 directly: through drizzle each call re-encodes every
+ * placeholder and re-maps every column in JavaScript, which cost more than running the statement. The SQL is
+ * written from the drizzle schema, so names cannot drift, and values are encoded as drizzle's prepared
+ * statements did: a boolean column (`mode: 'boolean'`) is written `value ? 1 : 0` and read `Number(value) === 1`.
+ */
+function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
+  const columns = Object.entries(getTableColumns(table))
+    .filter(([key]) => !except.includes(key))
+    .map(([key, column]) => ({ key, name: `"${column.name}"`, flag: column.columnType === 'SQLiteBoolean' }));
+  const flags = new Set(columns.filter((column) => column.flag).map((column) => column.key));
+  const keys = columns.map((column) => column.key);
+  const nameOf = new Map(columns.map((column) => [column.key, column.name]));
+  return {
+    name: `"${getTableName(table)}"`,
+    /** The select list of a whole row, read with `raw()` and `decode`. */
+    selected: columns.map((column) => column.name).join(', '),
+    inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
+    column: (key: string) => nameOf.get(key)!,
+    keys,
+    /** The values of `row` bound by position (named binding looks each name up through V8's C++ API). */
+    values: (row: Row, of: readonly string[] = keys): unknown[] =>
+      of.map((key) => (flags.has(key) ? (row[key] ? 1 : 0) : row[key])),
+    /** A row read as an array (better-sqlite3 builds a row object through its C++ API, ~2× slower). */
+    decode: <T>(values: unknown): T | undefined => {
+      if (values === undefined) return undefined;
+      const row: Row = {};
+      for (let i = 0; i < columns.length; i++) {
+        const value = (values as unknown[])[i];
+        row[columns[i]!.key] = columns[i]!.flag && value !== null ? Number(value) === 1 : value;
+      }
+      return row as T;
+    },
+  };
+}
 
 /**
  * Writes a row read in this transaction and changed in memory: an UPDATE of exactly the columns that changed,
  * prepared once per column set (a handful occur). Writing unchanged columns is not free: SQLite rewrites the
  * index entries of every indexed column in the SET list, which multiplies the pages each COMMIT writes.
  */
-function changedColumnsUpdate<T extends typeof payments | typeof refunds>(db: Db, table: T) {
-  const columns = keysOf(table, ['id']);
-  const prepareUpdate = (changed: Key<T>[]) =>
-    db.update(table).set(placeholderSet(table, changed)).where(eq(table.id, id)).prepare();
-  const prepared = new Map<string, ReturnType<typeof prepareUpdate>>();
-  return (before: T['$inferSelect'], after: T['$inferSelect']): void => {
+function changedColumnsUpdate<T extends { id: string }>(
+  sqlite: Database.Database,
+  table: ReturnType<typeof sqlTable>,
+) {
+  const columns = table.keys.filter((key) => key !== 'id');
+  const prepareUpdate = (changed: string[]) =>
+    sqlite.prepare(
+      `update ${table.name} set ${changed.map((key) => `${table.column(key)} = ?`).join(', ')} where ${table.column('id')} = ?`,
+    );
+  const prepared = new Map<string, Database.Statement>();
+  return (before: T, after: T): void => {
     const changed = columns.filter((key) => (before as Row)[key] !== (after as Row)[key]);
     if (changed.length === 0) return;
     const shape = changed.join(',');
     let update = prepared.get(shape);
     if (!update) prepared.set(shape, (update = prepareUpdate(changed)));
-    update.run(after);
+    update.run(table.values(after, [...changed, 'id']));
   };
 }
 
 /**
- * The apply path's statements, prepared once per ledger: unprepared, drizzle rebuilds each query in JavaScript
- * and SQLite compiles it again on every call (~100 µs each, against a few µs to run it).
+ * The apply path's statements, prepared once per ledger: unprepared, SQLite would compile each again on every
+ * call (~100 µs each, against a few µs to run it).
  */
-function prepareStatements(db: Db) {
-  const eventKeys = keysOf(events, ['seq', 'deliveries']);
+function prepareStatements(sqlite: Database.Database) {
+  const e = sqlTable(events);
+  const newEvent = sqlTable(events, ['seq', 'deliveries']);
+  const p = sqlTable(payments);
+  const c = sqlTable(stateChanges, ['seq']);
+  const d = sqlTable(drifts, ['seq']);
+  const r = sqlTable(refunds);
+  const byRichest = `order by ${p.column('capturedTotal')} desc, ${p.column('id')} asc limit 1`;
   return {
+    tables: { newEvent, p, c, d, r },
     /** The dedupe gate. */
-    eventById: db
-      .select({ seq: events.seq, outcome: events.outcome, paymentId: events.paymentId })
-      .from(events)
-      .where(eq(events.eventId, sql.placeholder('eventId')))
-      .prepare(),
-    countDelivery: db
-      .update(events)
-      .set({ deliveries: sql`${events.deliveries} + 1` })
-      .where(eq(events.seq, sql.placeholder('seq')))
-      .prepare(),
-    insertEvent: db.insert(events).values(placeholders(events, eventKeys)).prepare(),
-    paymentById: db.select().from(payments).where(eq(payments.id, id)).prepare(),
-    insertPayment: db
-      .insert(payments)
-      .values(placeholders(payments, keysOf(payments)))
-      .prepare(),
-    updatePayment: changedColumnsUpdate(db, payments),
-    insertChange: db
-      .insert(stateChanges)
-      .values(placeholders(stateChanges, keysOf(stateChanges, ['seq'])))
-      .prepare(),
-    insertDrift: db
-      .insert(drifts)
-      .values(placeholders(drifts, keysOf(drifts, ['seq'])))
-      .prepare(),
-    refundById: db.select().from(refunds).where(eq(refunds.id, id)).prepare(),
-    insertRefund: db
-      .insert(refunds)
-      .values(placeholders(refunds, keysOf(refunds)))
-      .prepare(),
-    updateRefund: changedColumnsUpdate(db, refunds),
-    refundsByBase: db
-      .select({ id: refunds.id, previous: refunds.paymentId })
-      .from(refunds)
-      .where(eq(refunds.paymentBase, sql.placeholder('base')))
-      .prepare(),
-    refundedTotal: db
-      .select({ total: sum(refunds.amount) })
-      .from(refunds)
-      .where(and(eq(refunds.paymentId, sql.placeholder('paymentId')), eq(refunds.stage, 'refunded')))
-      .prepare(),
-    paymentByBase: db
-      .select()
-      .from(payments)
-      .where(eq(payments.base, sql.placeholder('base')))
-      .orderBy(desc(payments.capturedTotal), asc(payments.id))
-      .limit(1)
-      .prepare(),
-    paymentByMerchantReference: db
-      .select()
-      .from(payments)
-      .where(eq(payments.merchantReference, sql.placeholder('merchantReference')))
-      .orderBy(desc(payments.capturedTotal), asc(payments.id))
-      .limit(1)
-      .prepare(),
+    eventById: sqlite.prepare(
+      `select ${e.column('seq')} as "seq", ${e.column('outcome')} as "outcome", ${e.column('paymentId')} as "paymentId" ` +
+        `from ${e.name} where ${e.column('eventId')} = ?`,
+    ),
+    countDelivery: sqlite.prepare(
+      `update ${e.name} set ${e.column('deliveries')} = ${e.column('deliveries')} + 1 where ${e.column('seq')} = ?`,
+    ),
+    insertEvent: sqlite.prepare(`insert into ${e.name} ${newEvent.inserted}`),
+    paymentById: sqlite.prepare(`select ${p.selected} from ${p.name} where ${p.column('id')} = ?`).raw(),
+    insertPayment: sqlite.prepare(`insert into ${p.name} ${p.inserted}`),
+    insertChange: sqlite.prepare(`insert into ${c.name} ${c.inserted}`),
+    insertDrift: sqlite.prepare(`insert into ${d.name} ${d.inserted}`),
+    refundById: sqlite.prepare(`select ${r.selected} from ${r.name} where ${r.column('id')} = ?`).raw(),
+    insertRefund: sqlite.prepare(`insert into ${r.name} ${r.inserted}`),
+    refundsByBase: sqlite.prepare(
+      `select ${r.column('id')} as "id", ${r.column('paymentId')} as "previous" from ${r.name} ` +
+        `where ${r.column('paymentBase')} = ?`,
+    ),
+    refundedTotal: sqlite.prepare(
+      `select sum(${r.column('amount')}) as "total" from ${r.name} ` +
+        `where ${r.column('paymentId')} = ? and ${r.column('stage')} = 'refunded'`,
+    ),
+    paymentByBase: sqlite
+      .prepare(`select ${p.selected} from ${p.name} where ${p.column('base')} = ? ${byRichest}`)
+      .raw(),
+    paymentByMerchantReference: sqlite
+      .prepare(`select ${p.selected} from ${p.name} where ${p.column('merchantReference')} = ? ${byRichest}`)
+      .raw(),
   };
 }
 
@@ -118,26 +121,28 @@ function prepareStatements(db: Db) {
  * The ledger store on SQLite. Its statements run on the connection, so they take part in whatever transaction
  * (and savepoint) the connection is in.
  */
-export function createSqliteStore(db: Db): LedgerStore {
-  const stmt = prepareStatements(db);
+export function createSqliteStore(db: Db, sqlite: Database.Database): LedgerStore {
+  const stmt = prepareStatements(sqlite);
+  const { newEvent, p, c, d, r } = stmt.tables;
   return {
-    eventById: (eventId) => stmt.eventById.get({ eventId }),
-    countDelivery: (seq) => void stmt.countDelivery.run({ seq }),
-    insertEvent: (columns) => Number(stmt.insertEvent.run(columns).lastInsertRowid),
+    eventById: (eventId) => stmt.eventById.get(eventId) as ReturnType<LedgerStore['eventById']>,
+    countDelivery: (seq) => void stmt.countDelivery.run(seq),
+    insertEvent: (columns) => Number(stmt.insertEvent.run(newEvent.values(columns)).lastInsertRowid),
     updateEvent: (seq, columns) => void db.update(events).set(columns).where(eq(events.seq, seq)).run(),
-    paymentById: (paymentId) => stmt.paymentById.get({ id: paymentId }),
-    insertPayment: (payment) => void stmt.insertPayment.run(payment),
-    updatePayment: stmt.updatePayment,
-    insertChange: (change) => void stmt.insertChange.run(change),
-    insertDrift: (drift) => void stmt.insertDrift.run(drift),
-    refundById: (refundId) => stmt.refundById.get({ id: refundId }),
-    insertRefund: (refund) => void stmt.insertRefund.run(refund),
-    updateRefund: stmt.updateRefund,
-    refundsByBase: (base) => stmt.refundsByBase.all({ base }),
-    refundedTotal: (paymentId) => Number(stmt.refundedTotal.get({ paymentId })?.total ?? 0),
-    paymentByBase: (base) => stmt.paymentByBase.get({ base }),
+    paymentById: (paymentId) => p.decode(stmt.paymentById.get(paymentId)),
+    insertPayment: (payment) => void stmt.insertPayment.run(p.values(payment)),
+    updatePayment: changedColumnsUpdate(sqlite, p),
+    insertChange: (change) => void stmt.insertChange.run(c.values(change)),
+    insertDrift: (drift) => void stmt.insertDrift.run(d.values(drift)),
+    refundById: (refundId) => r.decode(stmt.refundById.get(refundId)),
+    insertRefund: (refund) => void stmt.insertRefund.run(r.values(refund)),
+    updateRefund: changedColumnsUpdate(sqlite, r),
+    refundsByBase: (base) => stmt.refundsByBase.all(base) as ReturnType<LedgerStore['refundsByBase']>,
+    refundedTotal: (paymentId) =>
+      Number((stmt.refundedTotal.get(paymentId) as { total: number | null }).total ?? 0),
+    paymentByBase: (base) => p.decode(stmt.paymentByBase.get(base)),
     paymentByMerchantReference: (merchantReference) =>
-      stmt.paymentByMerchantReference.get({ merchantReference }),
+      p.decode(stmt.paymentByMerchantReference.get(merchantReference)),
     linkRefunds: (refundIds, paymentId) => {
       db.update(refunds).set({ paymentId }).where(inArray(refunds.id, refundIds)).run();
       db.update(events).set({ paymentId }).where(inArray(events.refundId, refundIds)).run();
