@@ -2,7 +2,7 @@
  * bench:worker — N signed events through the `status-events` queue into the ledger, on SQLite and on PostgreSQL (a
  * private server with fsync on, see bench/postgres-server.ts), against a no-op BullMQ worker draining the same
  * jobs from the same private Redis in the same round. Prints jobs/s and the ratio per backend.
- * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (10), BENCH_BACKENDS (sqlite,postgres),
+ * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (WORKER_CONCURRENCY's default, 50), BENCH_BACKENDS (sqlite,postgres),
  * BENCH_JSON=1 or --json, BENCH_OUT.
  */
 import { spawn } from 'node:child_process';
@@ -15,11 +15,13 @@ import Database from 'better-sqlite3';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
-import { openPgLedger, openSqliteLedger, type Ledger } from '../src/ledger';
+import { DEFAULT_WORKER_CONCURRENCY } from '../src/config';
+import { announcingWrites, openPgLedger, openSqliteLedger, type Ledger } from '../src/ledger';
 import { createLogger } from '../src/log';
 import { signWebhookBody } from '../src/platform';
 import {
   STATUS_EVENTS_QUEUE,
+  createChangeAnnouncer,
   createRedisConnection,
   createStatusEventsQueue,
   createStatusWorker,
@@ -30,7 +32,8 @@ import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } f
 const EVENTS_PER_PAYMENT = 5;
 const N = Math.floor(Number(process.env.BENCH_EVENTS ?? 20_000) / EVENTS_PER_PAYMENT) * EVENTS_PER_PAYMENT;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const C = Number(process.env.BENCH_CONCURRENCY ?? 10);
+// The worker process's default, for both workers: the target is a share of the no-op worker at the same concurrency.
+const C = Number(process.env.BENCH_CONCURRENCY ?? DEFAULT_WORKER_CONCURRENCY);
 const JSON_OUT = process.argv.includes('--json') || process.env.BENCH_JSON === '1';
 const TARGET = 0.7;
 const KEY_ID = 'bench-key';
@@ -229,7 +232,8 @@ async function main() {
     let check: () => Promise<Checked>;
     if (backend === 'sqlite') {
       const file = path.join(dir, `ledger-${round}.db`);
-      ledger = openSqliteLedger({ path: file });
+      // As workers/status-worker.ts opens it: WAL checkpoints from a thread of their own.
+      ledger = openSqliteLedger({ path: file, backgroundCheckpointMs: 200 });
       check = async () => countSqlite(file);
     } else {
       // LEDGER_POOL_SIZE's default (10), as the worker process opens it.
@@ -239,7 +243,14 @@ async function main() {
     }
     const run = await drain(
       url,
-      (connection) => createStatusWorker({ connection, ledger, log, concurrency: C }),
+      // As workers/status-worker.ts runs it: each commit announced on the change channel.
+      (connection) =>
+        createStatusWorker({
+          connection,
+          ledger: announcingWrites(ledger, createChangeAnnouncer(connection)),
+          log,
+          concurrency: C,
+        }),
       backend === 'postgres' ? postgres!.cpuUs : undefined,
     );
     await ledger.close();

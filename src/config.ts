@@ -4,6 +4,13 @@ import type { LedgerLocation } from './ledger/open';
 import { parseKeyRing, type KeyRing } from './platform/webhook-signature';
 import { compileTrustProxy } from './http/client-address';
 
+/**
+ * Jobs the status worker runs at once. On SQLite the applies of one event-loop turn share one commit, so more
+ * in flight means larger commits and fewer WAL page writes per event (bench:worker: ~190 µs of CPU per job at 50
+ * against ~250 at 10); on PostgreSQL they share the pool's connections.
+ */
+export const DEFAULT_WORKER_CONCURRENCY = 50;
+
 const DURATION_UNITS_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
 
@@ -63,7 +70,7 @@ const zEnv = z.object({
   LEDGER_TLS: z.enum(['off', 'require', 'verify']).default('off'),
   LEDGER_TLS_CA_FILE: z.string().min(1).optional(),
   RAW_EVENT_RETENTION: zDuration.default(400 * 86_400_000),
-  WORKER_CONCURRENCY: zPositiveInt.default(10),
+  WORKER_CONCURRENCY: zPositiveInt.default(DEFAULT_WORKER_CONCURRENCY),
   DEFAULT_FULFILMENT_DELAY: zDuration.default(15 * 60_000),
   RELEASE_ON: z.enum(['captured', 'authorized']).default('captured'),
   PLATFORM_URL: z.url({ protocol: /^https?$/ }).default('https://payment.preprod.payone.com'),
