@@ -86,6 +86,8 @@ function errorHandler(log: Logger): ErrorRequestHandler {
 export function createApp(options: AppOptions): RequestListener {
   const app = express();
   app.disable('x-powered-by');
+  // No automatic ETag (a hash of every body, change-feed pages included): GET /v1/payments/:id sets its own.
+  app.set('etag', false);
   const trust = compileTrustProxy(options.trustProxy);
   app.set('trust proxy', trust);
   const throttle = new FailureThrottle({ limit: options.failureLimit, windowMs: options.failureWindowMs });

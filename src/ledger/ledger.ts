@@ -109,6 +109,8 @@ export interface Ledger {
   listPaymentsByMerchantReference(merchantReference: string): Promise<PaymentView[]>;
   /** State changes after `afterSeq`, in commit order. */
   listChanges(afterSeq: number, limit: number): Promise<ChangeWithPayment[]>;
+  /** The highest committed change's seq (0 for none): a long-poll's cheap "anything new?" before `listChanges`. */
+  lastChangeSeq(): Promise<number>;
   counts(): Promise<LedgerCounts>;
   /** Payments whose check is due at `now`, oldest first (reads only due rows, through the index). */
   listDueChecks(now: number, limit: number): Promise<DueCheck[]>;

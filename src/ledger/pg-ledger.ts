@@ -214,6 +214,12 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
         .orderBy(asc(payments.firstSeenAt), asc(payments.id));
       return Promise.all(rows.map(async ({ id }) => (await getPaymentView(db, id))!));
     },
+    lastChangeSeq: async () => {
+      // Through the primary key's index, like SQLite's; under the feed lock a seq is visible only once every
+      // lower one is, so a seq above the cursor means listChanges will find it.
+      const { rows } = await pool.query<{ seq: number | null }>('select max(seq) as seq from state_changes');
+      return rows[0]?.seq ?? 0;
+    },
     listChanges: async (afterSeq, limit) =>
       (
         await db

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { and, asc, count, eq, gt, isNotNull, isNull, lt, lte, max } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNotNull, isNull, lt, lte, max, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import type { ApplyInput, ApplyResult, Ledger, LedgerCounts, PaymentView } from './ledger';
@@ -80,6 +80,18 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
       ? undefined
       : startCheckpointer(sqlite, options.backgroundCheckpointMs);
 
+  // Prepared once: long-polls read the feed after every announced commit, and building the query each time cost
+  // more than running it.
+  const changesAfter = db
+    .select()
+    .from(stateChanges)
+    .innerJoin(payments, eq(payments.id, stateChanges.paymentId))
+    .where(gt(stateChanges.seq, sql.placeholder('afterSeq')))
+    .orderBy(asc(stateChanges.seq))
+    .limit(sql.placeholder('limit'))
+    .prepare();
+  const lastSeq = sqlite.prepare('SELECT seq FROM state_changes ORDER BY seq DESC LIMIT 1');
+
   // better-sqlite3 transactions must stay synchronous: an async callback would commit before its awaits.
   const writing = <T>(work: (at: number) => T): T =>
     db.transaction(() => work(now()), { behavior: 'immediate' });
@@ -117,16 +129,9 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         .orderBy(asc(payments.firstSeenAt), asc(payments.id))
         .all()
         .map(({ id }) => getPaymentView(db, id)!),
+    lastChangeSeq: async () => (lastSeq.get() as { seq: number } | undefined)?.seq ?? 0,
     listChanges: async (afterSeq, limit) =>
-      db
-        .select()
-        .from(stateChanges)
-        .innerJoin(payments, eq(payments.id, stateChanges.paymentId))
-        .where(gt(stateChanges.seq, afterSeq))
-        .orderBy(asc(stateChanges.seq))
-        .limit(limit)
-        .all()
-        .map((row) => ({ ...row.state_changes, payment: row.payments })),
+      changesAfter.all({ afterSeq, limit }).map((row) => ({ ...row.state_changes, payment: row.payments })),
     counts: async () => countLedger(db),
     listEvents: async (filter) => listEventsQuery(db, filter),
     recordAction: async (action) => recordActionQuery(db, action, now()),

@@ -304,6 +304,21 @@ async function buildLedger(name = 'ledger'): Promise<Ledger> {
   return ledger;
 }
 
+describe('the change feed', () => {
+  it('tells the last committed seq: 0 when empty, then the seq of the newest change, unmoved by a duplicate', async () => {
+    const ledger = await buildLedger();
+    expect(await ledger.lastChangeSeq()).toBe(0);
+    await deliver(ledger, paymentEvent({ eventId: 'evt-f5', statusCode: 5, changeTime: T2 }));
+    const duplicate = paymentEvent({ eventId: 'evt-f9', statusCode: 9, changeTime: T3 });
+    await deliver(ledger, duplicate);
+    const changes = await ledger.listChanges(0, 100);
+    expect(changes.length).toBeGreaterThan(1);
+    expect(await ledger.lastChangeSeq()).toBe(changes.at(-1)!.seq);
+    await deliver(ledger, duplicate);
+    expect(await ledger.lastChangeSeq()).toBe(changes.at(-1)!.seq);
+  });
+});
+
 describe('event storage and de-duplication', () => {
   it('stores the raw event once, with its outcome', async () => {
     const ledger = await buildLedger();
