@@ -5,7 +5,7 @@
  * Redis and ledger. Latency is from a delivery's start to its change appearing on the change feed
  * (GET /v1/changes long-poll, i.e. readable through the API). Peak RSS of each process is sampled every second.
  * The SQLite run is the baseline the PostgreSQL figures are compared with.
- * Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60 BENCH_BACKENDS=sqlite,postgres)
+ * Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60 BENCH_WARMUP_SECONDS=5 BENCH_BACKENDS=sqlite,postgres)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,6 +18,8 @@ import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } f
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+/** Seconds at the same rate before measuring, so JIT compilation and cold caches do not count as the steady state. */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 const KEY = { keyId: 'bench-key', secret: 'bench+secret/=' };
 const TOKEN = 'bench-token';
 /** After the last delivery, how long the follower waits for a change before it gives up on the rest. */
@@ -44,6 +46,12 @@ function request(
   });
 }
 
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
 function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -54,6 +62,8 @@ const percentile = (sorted: number[], p: number) =>
 
 interface Result {
   backend: Backend;
+  /** Deliveries sent before measuring (not in the figures below), and their tail. */
+  warmup: { deliveries: number; readable: number; p99: number };
   sent: number;
   sendSeconds: number;
   acked: number;
@@ -63,7 +73,13 @@ interface Result {
   p50: number;
   p99: number;
   max: number;
+  /** Deliveries over 50 ms, by the second (from the first delivery) they were sent in: where the tail comes from. */
+  slowBySecond: Record<number, number>;
   peakRss: { web: number; worker: number };
+  /** CPU seconds each process used from the first delivery until the last change was readable. */
+  cpuSeconds: { web: number; worker: number; redis: number; bench: number };
+  /** Change-feed pages the follower read (each a GET /v1/changes long-poll). */
+  pagesRead: number;
   /** Requests that failed (connection errors, or a feed read not answered 200), and the last message. */
   errors: { deliveries: number; feedReads: number; last: string };
   /** How each process had ended before the bench stopped it (null: still running, as it should). */
@@ -79,7 +95,8 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-bench-e2e-'));
   const [redisPort, webPort] = [await freePort(), await freePort()];
   const children: ChildProcess[] = [];
-  children.push(spawn('redis-server', redisServerArgs({ port: redisPort, dir }), { stdio: 'ignore' }));
+  const redis = spawn('redis-server', redisServerArgs({ port: redisPort, dir }), { stdio: 'ignore' });
+  children.push(redis);
   await waitForPort(redisPort, 5_000);
   const ledgerEnv =
     backend === 'sqlite'
@@ -115,9 +132,14 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     const serverCpu = backend === 'postgres' ? postgres!.cpuUs() : undefined;
     const started = new Map<string, number>();
     const latencies: number[] = [];
+    const warmupStarted = new Map<string, number>();
+    const warmupLatencies: number[] = [];
+    const slowBySecond: Record<number, number> = {};
+    let begin = performance.now();
     let lastChangeAt = performance.now();
     let following = true;
     const errors = { deliveries: 0, feedReads: 0, last: '' };
+    let pagesRead = 0;
     const follow = (async () => {
       let cursor = '0';
       while (following) {
@@ -137,20 +159,36 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
         const { changes, next } = JSON.parse(page.body) as { changes: { paymentId: string }[]; next: string };
         const now = performance.now();
         for (const change of changes) {
+          const warmAt = warmupStarted.get(change.paymentId);
+          if (warmAt !== undefined) warmupLatencies.push(now - warmAt);
           const at = started.get(change.paymentId);
-          if (at !== undefined) latencies.push(now - at);
+          if (at === undefined) continue;
+          latencies.push(now - at);
+          if (now - at > 50) {
+            const second = Math.floor((at - begin) / 1000);
+            slowBySecond[second] = (slowBySecond[second] ?? 0) + 1;
+          }
         }
         if (changes.length) lastChangeAt = now;
         cursor = next;
+        pagesRead += 1;
       }
     })();
 
     let sent = 0;
     let acked = 0;
     const pending: Promise<void>[] = [];
-    const begin = performance.now();
-    for (let n = 0; n < RATE * SECONDS; n++) {
-      const due = begin + (n * 1000) / RATE;
+    const cpuAt = () => ({
+      web: cpuSecondsOf(web.pid!),
+      worker: cpuSecondsOf(worker.pid!),
+      redis: cpuSecondsOf(redis.pid!),
+      bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    });
+    const warmupCount = RATE * WARMUP_SECONDS;
+    let cpuBefore = cpuAt();
+    const paceFrom = performance.now();
+    for (let n = 0; n < warmupCount + RATE * SECONDS; n++) {
+      const due = paceFrom + (n * 1000) / RATE;
       const wait = due - performance.now();
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
       const paymentId = `${5000000000 + n}_0`;
@@ -174,15 +212,20 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
           },
         },
       });
-      started.set(paymentId, performance.now());
-      sent += 1;
+      const warm = n < warmupCount;
+      if (n === warmupCount) {
+        cpuBefore = cpuAt();
+        begin = performance.now();
+      }
+      (warm ? warmupStarted : started).set(paymentId, performance.now());
+      if (!warm) sent += 1;
       pending.push(
         request(webPort, 'POST', '/webhooks', body, {
           'content-type': 'application/json',
           'x-gcs-keyid': KEY.keyId,
           'x-gcs-signature': signWebhookBody(body, KEY.secret),
         }).then(
-          (res) => void (res.status === 200 && (acked += 1)),
+          (res) => void (res.status === 200 && !warm && (acked += 1)),
           (error: Error) => {
             errors.deliveries += 1;
             errors.last = error.message;
@@ -197,10 +240,23 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     while (latencies.length < acked && performance.now() - lastChangeAt < STALL_MS)
       await new Promise((resolve) => setTimeout(resolve, 200));
     const drainSeconds = (performance.now() - begin) / 1000;
+    const cpuAfter = cpuAt();
+    const cpuSeconds = {
+      web: cpuAfter.web - cpuBefore.web,
+      worker: cpuAfter.worker - cpuBefore.worker,
+      redis: cpuAfter.redis - cpuBefore.redis,
+      bench: cpuAfter.bench - cpuBefore.bench,
+    };
     following = false;
     await follow;
     latencies.sort((a, b) => a - b);
+    warmupLatencies.sort((a, b) => a - b);
     return {
+      warmup: {
+        deliveries: warmupCount,
+        readable: warmupLatencies.length,
+        p99: percentile(warmupLatencies, 0.99),
+      },
       backend,
       sent,
       sendSeconds,
@@ -210,7 +266,10 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       p50: percentile(latencies, 0.5),
       p99: percentile(latencies, 0.99),
       max: latencies.at(-1) ?? NaN,
+      slowBySecond,
       peakRss: { ...peak },
+      cpuSeconds,
+      pagesRead,
       errors,
       exits: { web: exitOf(web), worker: exitOf(worker) },
       ...(serverCpu === undefined ? {} : { serverCpuSeconds: (postgres!.cpuUs() - serverCpu) / 1e6 }),
@@ -226,6 +285,9 @@ function print(result: Result): void {
   const { sent, sendSeconds, acked, readable } = result;
   console.log(`-- ${result.backend}`);
   console.log(
+    `warm-up (not measured): ${result.warmup.deliveries} deliveries in ${WARMUP_SECONDS} s, ${result.warmup.readable} readable, p99 ${result.warmup.p99.toFixed(1)} ms`,
+  );
+  console.log(
     `target ${RATE}/s for ${SECONDS}s: sent ${sent} in ${sendSeconds.toFixed(1)} s (${(sent / sendSeconds).toFixed(0)}/s), acked ${acked}, applied and readable ${readable}` +
       (readable < acked ? ` (follower gave up after ${STALL_MS / 1000} s without a change)` : '') +
       `; last readable ${result.drainSeconds.toFixed(1)} s after the first delivery ` +
@@ -233,6 +295,17 @@ function print(result: Result): void {
   );
   console.log(
     `delivery → readable: p50 ${result.p50.toFixed(1)} ms  p99 ${result.p99.toFixed(1)} ms  max ${result.max.toFixed(1)} ms (target p99 < 50 ms)`,
+  );
+  const slow = Object.entries(result.slowBySecond).sort(([, a], [, b]) => b - a);
+  const slowTotal = slow.reduce((sum, [, count]) => sum + count, 0);
+  console.log(
+    `over 50 ms: ${slowTotal} deliveries, sent in ${slow.length} of the run's seconds` +
+      (slow.length
+        ? `; most in seconds ${slow
+            .slice(0, 8)
+            .map(([second, count]) => `${second} (${count})`)
+            .join(', ')}`
+        : ''),
   );
   const { errors, exits } = result;
   if (errors.deliveries || errors.feedReads)
@@ -243,6 +316,13 @@ function print(result: Result): void {
     console.log(
       `processes ended during the run: web ${exits.web ?? 'running'}, worker ${exits.worker ?? 'running'}`,
     );
+  console.log(
+    `CPU over the run, share of one core: ` +
+      Object.entries(result.cpuSeconds)
+        .map(([name, seconds]) => `${name} ${((seconds / result.drainSeconds) * 100).toFixed(0)} %`)
+        .join(', ') +
+      `; the follower read ${result.pagesRead} feed pages (${(result.readable / Math.max(1, result.pagesRead)).toFixed(1)} changes each)`,
+  );
   console.log(
     `peak RSS: web ${result.peakRss.web.toFixed(0)} MB, worker ${result.peakRss.worker.toFixed(0)} MB (target < 150 MB each)` +
       (result.serverCpuSeconds === undefined

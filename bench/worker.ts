@@ -2,7 +2,7 @@
  * bench:worker — N signed events through the `status-events` queue into the ledger, on SQLite and on PostgreSQL (a
  * private server with fsync on, see bench/postgres-server.ts), against a no-op BullMQ worker draining the same
  * jobs from the same private Redis in the same round. Prints jobs/s and the ratio per backend.
- * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (WORKER_CONCURRENCY's default, 50), BENCH_BACKENDS (sqlite,postgres),
+ * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY (WORKER_CONCURRENCY's default, 10), BENCH_BACKENDS (sqlite,postgres),
  * BENCH_JSON=1 or --json, BENCH_OUT.
  */
 import { spawn } from 'node:child_process';
