@@ -72,7 +72,8 @@ export function createChangesRouter(options: ChangesRouteOptions): Router {
     let changes: ChangeWithPayment[] = [];
     if (query.data.wait === 0 || (await somethingNew()))
       changes = await ledger.listChanges(after, query.data.limit);
-    while (changes.length === 0 && Date.now() < deadline && !gone) {
+    const stopping = () => changeSignal?.closed === true;
+    while (changes.length === 0 && Date.now() < deadline && !gone && !stopping()) {
       // Listening before asking: an announcement that arrives while the question is on its way is not missed.
       const woken = wait(Math.min(pollIntervalMs, deadline - Date.now()));
       const found = await somethingNew().catch((error: unknown) => {

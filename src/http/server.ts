@@ -79,12 +79,13 @@ async function main() {
 
   exitOnSignals(
     async () => {
-      // Stop accepting, let in-flight deliveries finish their enqueue, then release Redis and the ledger.
+      // Stop accepting, answer waiting long-polls now, let in-flight deliveries finish their enqueue, then
+      // release Redis and the ledger.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await changeSignal.close();
       server.closeIdleConnections();
       await closed;
       await Promise.all([queue, ...adminQueues].map((each) => each.close()));
-      await changeSignal.close();
       await redis.quit();
       await ledger.close();
     },

@@ -30,6 +30,9 @@ export interface Wait {
 
 export interface ChangeSignal {
   wait(timeoutMs: number): Wait;
+  /** True once `close()` was called: long-polls answer what they have instead of waiting on. */
+  readonly closed: boolean;
+  /** Ends every wait at once (a stopping web process answers its long-polls) and unsubscribes. */
   close(): Promise<void>;
 }
 
@@ -58,14 +61,20 @@ export function subscribeToChanges(subscriber: Redis, onError: (error: Error) =>
     for (const wake of woken) wake();
   });
   subscriber.subscribe(CHANGE_SIGNAL_CHANNEL).catch(onError);
+  let closed = false;
   return {
     wait: (timeoutMs) => {
-      const wait = timerWait(timeoutMs);
+      const wait = timerWait(closed ? 0 : timeoutMs);
       waiters.add(wait.cancel);
       void wait.done.then(() => waiters.delete(wait.cancel));
       return wait;
     },
+    get closed() {
+      return closed;
+    },
     close: async () => {
+      closed = true;
+      for (const wake of [...waiters]) wake();
       await subscriber.quit().catch(() => subscriber.disconnect());
     },
   };

@@ -95,8 +95,17 @@ describe('the Procfile processes', () => {
       return answer.status === 200 && ((await answer.json()) as { stage: string }).stage === 'captured';
     }, 20_000);
 
+    // A follower caught up and long-polling for 30 s, longer than SHUTDOWN_TIMEOUT: the stop answers it.
+    const feed = (after: string) =>
+      fetch(`${url}/v1/changes?after=${after}&wait=30`, { headers: { authorization: 'Bearer e2e-token' } });
+    const { next } = (await (await feed('0')).json()) as { next: string };
+    const waiting = feed(next);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
     web.child.kill('SIGTERM');
     worker.child.kill('SIGTERM');
+    const answer = await waiting;
+    expect([answer.status, await answer.json()]).toEqual([200, { changes: [], next }]);
     expect(await web.exited).toBe(0);
     expect(await worker.exited).toBe(0);
     expect(web.output()).toMatch(/shut down cleanly/);

@@ -33,7 +33,7 @@ afterEach(async () => {
   await worker?.close();
   connection?.disconnect();
   worker = connection = undefined;
-  await signal.close();
+  if (!signal.closed) await signal.close();
   await web.close();
 });
 
@@ -74,4 +74,16 @@ it('still answers a write nobody announced (the CLI, Redis restarting) at the ne
   });
   const { changes } = await polling;
   expect(changes.map((change) => change.paymentId)).toEqual(['7000000002_0']);
+});
+
+it('answers waiting long-polls at once when the web process stops, with the cursor unchanged', async () => {
+  await startWeb(60_000);
+  const start = await changesAfter('0', 0);
+  const polling = changesAfter(start.next, 30);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await signal.close();
+  // Only closing can answer before the jest timeout: nothing was written and the re-read is a minute away.
+  expect(await polling).toEqual({ changes: [], next: start.next });
+  // A long-poll arriving while the process stops does not wait either.
+  expect(await changesAfter(start.next, 30)).toEqual({ changes: [], next: start.next });
 });
