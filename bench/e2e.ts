@@ -15,6 +15,7 @@ import path from 'node:path';
 import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
 import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } from './postgres-server';
+import { cpuSecondsOf } from './proc-cpu';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
@@ -44,12 +45,6 @@ function request(
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux). */
-function cpuSecondsOf(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 }
 
 function rssMb(pid: number): number {
@@ -182,7 +177,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       web: cpuSecondsOf(web.pid!),
       worker: cpuSecondsOf(worker.pid!),
       redis: cpuSecondsOf(redis.pid!),
-      bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+      bench: cpuSecondsOf(process.pid),
     });
     const warmupCount = RATE * WARMUP_SECONDS;
     let cpuBefore = cpuAt();

@@ -11,6 +11,7 @@ import autocannon from 'autocannon';
 import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
 import { BENCH_KEY } from './ingest-server';
+import { cpuSecondsOf } from './proc-cpu';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -64,12 +65,6 @@ async function startServer(mode: 'bare' | 'receiver', redisUrl: string, ledgerPa
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
-/** CPU time (user + system) a process has used so far, in µs, from /proc (Linux). */
-function cpuMicros(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length / 2;
@@ -84,7 +79,7 @@ async function stop(child: ChildProcess) {
 
 /** Load against `url`, with the CPU time per request that the server and Redis spent meanwhile. */
 async function load(url: string, pids: { server: number; redis: number }, overallRate?: number) {
-  const before = { server: cpuMicros(pids.server), redis: cpuMicros(pids.redis) };
+  const before = { server: cpuSecondsOf(pids.server), redis: cpuSecondsOf(pids.redis) };
   const result = await autocannon({
     url,
     // autocannon paces a fixed rate per second across its connections, so with several connections its own
@@ -95,7 +90,8 @@ async function load(url: string, pids: { server: number; redis: number }, overal
     ...(overallRate ? { overallRate } : {}),
   });
   const non2xx = result.non2xx + result.errors;
-  const perRequest = (pid: number, from: number) => (cpuMicros(pid) - from) / result.requests.total;
+  const perRequest = (pid: number, from: number) =>
+    ((cpuSecondsOf(pid) - from) * 1e6) / result.requests.total;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,

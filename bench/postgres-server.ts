@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { postgresBinDir, startPostgres, type LocalPostgres } from '../src/local';
+import { readProcessTicks, TICKS_PER_SECOND } from './proc-cpu';
 
 /** Which ledgers a benchmark measures: BENCH_BACKENDS=sqlite,postgres (the default), or one of them. */
 export type Backend = 'sqlite' | 'postgres';
@@ -34,27 +35,14 @@ export interface BenchPostgres {
   stop(): Promise<void>;
 }
 
-const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** utime + stime (+ cutime + cstime: children that have exited and were reaped) of one process, in ticks. */
-function processTicks(pid: number): { ticks: number; ppid: number } | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is state (field 3); utime is field 14 → index 11.
-    const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
-    return { ticks: utime! + stime! + cutime! + cstime!, ppid: Number(fields[1]) };
-  } catch {
-    return undefined;
-  }
-}
-
+/** CPU ticks of `root` and its children, running (own) or exited and reaped (children). */
 function treeTicks(root: number): number {
-  let total = processTicks(root)?.ticks ?? 0;
+  const ticks = (stat: ReturnType<typeof readProcessTicks>) => (stat ? stat.own + stat.children : 0);
+  let total = ticks(readProcessTicks(root));
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const child = processTicks(Number(entry));
-    if (child?.ppid === root) total += child.ticks;
+    const child = readProcessTicks(Number(entry));
+    if (child?.ppid === root) total += ticks(child);
   }
   return total;
 }

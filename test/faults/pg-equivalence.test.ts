@@ -30,9 +30,6 @@ import {
   lifecycleEnvelopes,
   LIFECYCLES,
   type Lifecycle,
-  minute,
-  paymentEnvelope,
-  refundEnvelope,
   shuffled,
   type Envelope,
 } from '../helpers/pg-envelopes';
@@ -90,28 +87,11 @@ function makePlan(): Plan {
     webhookPayment(8_200_000_000 + i, LIFECYCLES[i % LIFECYCLES.length]!, 2000 + i),
   );
   const released = Array.from({ length: 4 }, (_, i) => {
-    const base = 8_300_000_000 + i;
-    const paymentId = `${base}_0`;
-    const merchantReference = `order-${base}`;
-    return {
-      paymentId,
-      lifecycle: [4, 46, 5, 91, 9].map((statusCode, step) =>
-        paymentEnvelope({
-          eventId: `${paymentId}/${statusCode}`,
-          paymentId,
-          statusCode,
-          changeTime: minute(step),
-          merchantReference,
-        }),
-      ),
-      refund: refundEnvelope({
-        eventId: `${base}_1/8`,
-        refundId: `${base}_1`,
-        amount: 300,
-        changeTime: minute(10),
-        merchantReference,
-      }),
-    };
+    const { paymentId, statuses, refunds } = lifecycleEnvelopes(8_300_000_000 + i, {
+      codes: [4, 46, 5, 91, 9],
+      refunds: [300],
+    });
+    return { paymentId, lifecycle: statuses, refund: refunds[0]! };
   });
   const registered = [
     ...Array.from({ length: 8 }, (_, i) => ({
