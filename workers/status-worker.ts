@@ -19,10 +19,12 @@ async function main() {
     ledger: announcingWrites(ledger, createChangeAnnouncer(connection)),
     log,
     concurrency: config.worker.concurrency,
+    backlogConcurrency: config.worker.backlogConcurrency,
   });
 
   log.info('status worker started', {
     concurrency: config.worker.concurrency,
+    backlogConcurrency: config.worker.backlogConcurrency,
     ledger: describeLedger(config.ledger.location),
   });
   exitOnSignals(

@@ -96,6 +96,57 @@ describe('status worker', () => {
     );
   });
 
+  it('runs more jobs at once while a backlog waits, and drops back once it has caught up', async () => {
+    web = await buildWeb();
+    const events = Array.from({ length: 150 }, (_, i) =>
+      paymentEvent({ ...lifecycle[3]!, eventId: `backlog-${i}`, paymentId: `88${i}_0` }),
+    );
+    await web.queue.addBulk(
+      events.map((event) => {
+        const data = {
+          eventId: event.id as string,
+          type: event.type,
+          keyId: 'key-new',
+          signature: 'verified-by-the-receiver',
+          rawBody: bodyOf(event),
+          rawIndex: null,
+          receivedAt: Date.now(),
+        };
+        return { name: data.type, data, opts: { jobId: data.eventId } };
+      }),
+    );
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const counting: Ledger = {
+      ...web.ledger,
+      apply: async (input) => {
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        try {
+          return await web.ledger.apply(input);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const connection = createRedisConnection(process.env.TEST_REDIS_URL!, { role: 'worker' });
+    const worker = createStatusWorker({
+      connection,
+      ledger: counting,
+      log,
+      concurrency: 1,
+      backlogConcurrency: 6,
+      backlogThreshold: 40,
+    });
+    workers.push({ worker, connection });
+    let completed = 0;
+    worker.on('completed', () => completed++);
+    await waitFor(() => completed === events.length, 15_000);
+    expect(mostInFlight).toBe(6);
+    await waitFor(() => worker.concurrency === 1);
+    const released = await getPayment('881_0');
+    expect(((await released.json()) as { stage: string }).stage).toBe('captured');
+  });
+
   it('gives two workers on the same ledger the same result as one', async () => {
     web = await buildWeb();
     const second = await openLedger(web.location!.location);

@@ -13,9 +13,24 @@ describe('loadConfig', () => {
         location: { kind: 'sqlite', path: './data/ledger.db' },
         rawEventRetentionMs: 400 * 86_400_000,
       },
-      worker: { concurrency: 10 },
+      worker: { concurrency: 10, backlogConcurrency: 50 },
     });
     expect(config.webhook.keyRing.size).toBe(0);
+  });
+
+  it('runs the worker at WORKER_BACKLOG_CONCURRENCY behind a backlog, never below WORKER_CONCURRENCY', () => {
+    expect(loadConfig({ WORKER_CONCURRENCY: '4', WORKER_BACKLOG_CONCURRENCY: '8' }).worker).toEqual({
+      concurrency: 4,
+      backlogConcurrency: 8,
+    });
+    // Raising WORKER_CONCURRENCY above the backlog default raises the backlog setting with it.
+    expect(loadConfig({ WORKER_CONCURRENCY: '80' }).worker).toEqual({
+      concurrency: 80,
+      backlogConcurrency: 80,
+    });
+    expect(() => loadConfig({ WORKER_CONCURRENCY: '20', WORKER_BACKLOG_CONCURRENCY: '10' })).toThrow(
+      /WORKER_BACKLOG_CONCURRENCY: must be at least WORKER_CONCURRENCY/,
+    );
   });
 
   it('takes the PostgreSQL ledger when LEDGER_URL is set, with its pool, timeout and TLS settings', () => {
