@@ -2,9 +2,9 @@
  * bench:worker — N signed events through the `status-events` queue into the ledger, on SQLite and on PostgreSQL (a
  * private server with fsync on, see bench/postgres-server.ts), against a no-op BullMQ worker draining the same
  * jobs from the same private Redis in the same round. Prints jobs/s and the ratio per backend.
- * The queue starts full, so the status worker runs as the worker process does behind a backlog: at
- * WORKER_BACKLOG_CONCURRENCY's default (50; WORKER_CONCURRENCY's 10 until its first count of the waiting jobs), and
- * the no-op worker at that same concurrency. BENCH_CONCURRENCY=C runs both at C throughout.
+ * The queue starts full, so the status worker runs as the worker process does behind a backlog: on SQLite at
+ * WORKER_BACKLOG_CONCURRENCY's default (50; WORKER_CONCURRENCY's 10 until its first count of the waiting jobs), on
+ * PostgreSQL at 10 throughout; the no-op worker runs at that same concurrency. BENCH_CONCURRENCY=C runs all at C.
  * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY, BENCH_BACKENDS (sqlite,postgres),
  * BENCH_JSON=1 or --json, BENCH_OUT.
  */
@@ -37,8 +37,11 @@ const N = Math.floor(Number(process.env.BENCH_EVENTS ?? 20_000) / EVENTS_PER_PAY
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // The target is a share of the no-op worker at the same concurrency.
 const FIXED = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
-const C = FIXED ?? DEFAULT_WORKER_BACKLOG_CONCURRENCY;
-const BASE = FIXED ?? DEFAULT_WORKER_CONCURRENCY;
+/** As src/config.ts sets them by default: jobs at once while the worker keeps up, and behind a backlog. */
+const concurrencyOf = (backend: Backend) => ({
+  base: FIXED ?? DEFAULT_WORKER_CONCURRENCY,
+  backlog: FIXED ?? (backend === 'sqlite' ? DEFAULT_WORKER_BACKLOG_CONCURRENCY : DEFAULT_WORKER_CONCURRENCY),
+});
 const JSON_OUT = process.argv.includes('--json') || process.env.BENCH_JSON === '1';
 const TARGET = 0.7;
 const KEY_ID = 'bench-key';
@@ -220,10 +223,10 @@ async function main() {
         jobs.slice(i, i + 1000).map((data) => ({ name: data.type, data, opts: { jobId: data.eventId } })),
       );
   };
-  const baseline = async () => {
+  const baseline = async (concurrency: number) => {
     await prefill();
     return drain(url, (connection) => {
-      const options = { connection, concurrency: C, maxStalledCount: 3 };
+      const options = { connection, concurrency, maxStalledCount: 3 };
       return new Worker(STATUS_EVENTS_QUEUE, async () => undefined, options);
     });
   };
@@ -254,8 +257,8 @@ async function main() {
           connection,
           ledger: announcingWrites(ledger, createChangeAnnouncer(connection)),
           log,
-          concurrency: BASE,
-          backlogConcurrency: C,
+          concurrency: concurrencyOf(backend).base,
+          backlogConcurrency: concurrencyOf(backend).backlog,
         }),
       backend === 'postgres' ? postgres!.cpuUs : undefined,
     );
@@ -268,18 +271,24 @@ async function main() {
   const date = new Date().toISOString();
   const cores = os.cpus().length;
   console.log(
-    `bench:worker  ${date}  cores ${cores}  node ${process.version}  N ${N}  C ${C}` +
-      `${BASE === C ? '' : ` (status worker ${BASE}, ${C} behind a backlog)`}  rounds ${ROUNDS}` +
+    `bench:worker  ${date}  cores ${cores}  node ${process.version}  N ${N}  rounds ${ROUNDS}` +
       `  backends ${backends.join(',')}${postgres ? `  ${postgres.version}` : ''}`,
   );
+  for (const backend of backends) {
+    const { base, backlog } = concurrencyOf(backend);
+    const status = base === backlog ? `${base}` : `${base}, ${backlog} behind a backlog`;
+    console.log(`concurrency (${backend}): status worker ${status}; no-op worker ${backlog}`);
+  }
+  const baselineConcurrencies = [...new Set(backends.map((backend) => concurrencyOf(backend).backlog))];
   console.log(
-    'round  first   backend   no-op jobs/s  ledger jobs/s  ratio   no-op CPU µs/job  ledger CPU µs/job' +
+    'round  first   backend   C    no-op jobs/s  ledger jobs/s  ratio   no-op CPU µs/job  ledger CPU µs/job' +
       (postgres ? '  db server CPU µs/job' : ''),
   );
   interface Round {
     round: number;
     first: string;
-    baseline: Run;
+    /** The no-op worker's run, by its concurrency. */
+    baselines: Record<number, Run>;
     subjects: Partial<Record<Backend, Run>>;
     ratios: Partial<Record<Backend, number>>;
   }
@@ -288,47 +297,64 @@ async function main() {
     // The no-op worker goes first in odd rounds and last in even ones; the backends alternate their order too.
     const first = round % 2 === 1 ? 'no-op' : 'ledger';
     const order = round % 2 === 1 ? backends : [...backends].reverse();
-    const b = first === 'no-op' ? await baseline() : undefined;
+    const baselines: Record<number, Run> = {};
+    const runBaselines = async () => {
+      for (const c of baselineConcurrencies) baselines[c] = await baseline(c);
+    };
+    if (first === 'no-op') await runBaselines();
     const subjects: Partial<Record<Backend, Run>> = {};
     for (const backend of order) subjects[backend] = await subject(backend, round);
-    const r: Round = { round, first, baseline: b ?? (await baseline()), subjects, ratios: {} };
+    if (first !== 'no-op') await runBaselines();
+    const r: Round = { round, first, baselines, subjects, ratios: {} };
     for (const backend of backends) {
+      const c = concurrencyOf(backend).backlog;
+      const b = baselines[c]!;
       const s = subjects[backend]!;
-      const ratio = s.jobsPerSec / r.baseline.jobsPerSec;
+      const ratio = s.jobsPerSec / b.jobsPerSec;
       r.ratios[backend] = ratio;
-      const cols = [r.baseline.jobsPerSec, s.jobsPerSec].map((x) => x.toFixed(0).padStart(13));
-      const cpus = [r.baseline.cpuUsPerJob, s.cpuUsPerJob].map((x) => x.toFixed(0).padStart(17));
+      const cols = [b.jobsPerSec, s.jobsPerSec].map((x) => x.toFixed(0).padStart(13));
+      const cpus = [b.cpuUsPerJob, s.cpuUsPerJob].map((x) => x.toFixed(0).padStart(17));
       const server = s.serverCpuUsPerJob === undefined ? '-' : s.serverCpuUsPerJob.toFixed(0);
       console.log(
-        `${String(round).padEnd(7)}${first.padEnd(8)}${backend.padEnd(9)}${cols.join(' ')}  ${ratio.toFixed(3)}` +
+        `${String(round).padEnd(7)}${first.padEnd(8)}${backend.padEnd(9)}${String(c).padEnd(3)}` +
+          `${cols.join(' ')}  ${ratio.toFixed(3)}` +
           `${cpus.join(' ')}${postgres ? server.padStart(22) : ''}`,
       );
     }
     rounds.push(r);
   }
-  const medians = {
-    baseline: median(rounds.map((r) => r.baseline.jobsPerSec)),
-    ...Object.fromEntries(
-      backends.map((backend) => [
-        backend,
-        {
-          jobsPerSec: median(rounds.map((r) => r.subjects[backend]!.jobsPerSec)),
-          ratio: median(rounds.map((r) => r.ratios[backend]!)),
-          cpuUsPerJob: median(rounds.map((r) => r.subjects[backend]!.cpuUsPerJob)),
-          ...(backend === 'postgres'
-            ? { serverCpuUsPerJob: median(rounds.map((r) => r.subjects.postgres!.serverCpuUsPerJob!)) }
-            : {}),
-        },
-      ]),
-    ),
-  } as { baseline: number } & Partial<
-    Record<Backend, { jobsPerSec: number; ratio: number; cpuUsPerJob: number; serverCpuUsPerJob?: number }>
+  const medians = Object.fromEntries(
+    backends.map((backend) => [
+      backend,
+      {
+        baselineJobsPerSec: median(
+          rounds.map((r) => r.baselines[concurrencyOf(backend).backlog]!.jobsPerSec),
+        ),
+        jobsPerSec: median(rounds.map((r) => r.subjects[backend]!.jobsPerSec)),
+        ratio: median(rounds.map((r) => r.ratios[backend]!)),
+        cpuUsPerJob: median(rounds.map((r) => r.subjects[backend]!.cpuUsPerJob)),
+        ...(backend === 'postgres'
+          ? { serverCpuUsPerJob: median(rounds.map((r) => r.subjects.postgres!.serverCpuUsPerJob!)) }
+          : {}),
+      },
+    ]),
+  ) as Partial<
+    Record<
+      Backend,
+      {
+        baselineJobsPerSec: number;
+        jobsPerSec: number;
+        ratio: number;
+        cpuUsPerJob: number;
+        serverCpuUsPerJob?: number;
+      }
+    >
   >;
   const met = Object.fromEntries(backends.map((backend) => [backend, medians[backend]!.ratio >= TARGET]));
   for (const backend of backends) {
     const m = medians[backend]!;
     console.log(
-      `median ${backend}: no-op ${medians.baseline.toFixed(0)} jobs/s, ledger ${m.jobsPerSec.toFixed(0)} jobs/s, ` +
+      `median ${backend}: no-op ${m.baselineJobsPerSec.toFixed(0)} jobs/s, ledger ${m.jobsPerSec.toFixed(0)} jobs/s, ` +
         `ratio ${(m.ratio * 100).toFixed(1)} % (target ≥ ${TARGET * 100} %: ${met[backend] ? 'met' : 'NOT met'})`,
     );
   }
@@ -347,8 +373,7 @@ async function main() {
       node: process.version,
       postgres: postgres?.version ?? null,
       N,
-      C,
-      baseConcurrency: BASE,
+      concurrency: Object.fromEntries(backends.map((backend) => [backend, concurrencyOf(backend)])),
       backends,
       target: TARGET,
       met,

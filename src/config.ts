@@ -7,7 +7,7 @@ import { compileTrustProxy } from './http/client-address';
 /**
  * Jobs the status worker runs at once while it keeps up, and while a backlog waits (src/queue/backlog-concurrency.ts).
  * At a steady 1,000 deliveries/s, 50 doubled the tail from delivery to readable against 10 (bench:e2e p99 ~40 ms
- * at 10, ~75 ms at 50); draining a backlog, 50 is ~1.5× faster on SQLite, because the applies of one event-loop
+ * at 10, ~75 ms at 50); draining a backlog, 50 is ~1.3× faster on SQLite, because the applies of one event-loop
  * turn share one commit.
  */
 export const DEFAULT_WORKER_CONCURRENCY = 10;
@@ -120,7 +120,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** `location`: PostgreSQL when LEDGER_URL is set, else the SQLite file at LEDGER_PATH. */
   ledger: { location: LedgerLocation; rawEventRetentionMs: number };
-  /** `backlogConcurrency`: jobs at once while 100 or more wait; equal to `concurrency` turns that off. */
+  /**
+   * `backlogConcurrency`: jobs at once while 100 or more wait; equal to `concurrency` (PostgreSQL's default)
+   * turns that off.
+   */
   worker: { concurrency: number; backlogConcurrency: number };
   api: { tokens: readonly string[] };
   /**
@@ -199,8 +202,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
+      // On PostgreSQL more jobs in flight only wait longer on each payment's lock and the feed lock (bench:worker).
       backlogConcurrency:
-        e.WORKER_BACKLOG_CONCURRENCY ?? Math.max(DEFAULT_WORKER_BACKLOG_CONCURRENCY, e.WORKER_CONCURRENCY),
+        e.WORKER_BACKLOG_CONCURRENCY ??
+        (e.LEDGER_URL
+          ? e.WORKER_CONCURRENCY
+          : Math.max(DEFAULT_WORKER_BACKLOG_CONCURRENCY, e.WORKER_CONCURRENCY)),
     },
     api: { tokens: e.API_TOKENS ?? [] },
     admin: { token: e.ADMIN_TOKEN },

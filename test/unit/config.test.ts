@@ -28,6 +28,11 @@ describe('loadConfig', () => {
       concurrency: 80,
       backlogConcurrency: 80,
     });
+    // On PostgreSQL the worker keeps one concurrency unless told otherwise.
+    expect(loadConfig({ LEDGER_URL: 'postgres://db/paystate' }).worker).toEqual({
+      concurrency: 10,
+      backlogConcurrency: 10,
+    });
     expect(() => loadConfig({ WORKER_CONCURRENCY: '20', WORKER_BACKLOG_CONCURRENCY: '10' })).toThrow(
       /WORKER_BACKLOG_CONCURRENCY: must be at least WORKER_CONCURRENCY/,
     );
