@@ -19,7 +19,7 @@ export interface BacklogConcurrency {
 }
 
 /**
- * Runs `worker` at `base` concurrency while it keeps up and at `backlog` while more than `threshold` jobs wait.
+ * Runs `worker` at `base` concurrency while it keeps up and at `backlog` while `threshold` or more jobs wait.
  * Why both: a BullMQ worker below its concurrency fetches jobs one Redis round trip at a time before it runs the
  * ones fetched, so a high concurrency lengthens each job's wait when the queue is nearly empty (bench:e2e p99
  * ~40 ms at 10, ~75 ms at 50); with a backlog, more jobs in flight share each ledger commit and the queue drains
@@ -56,7 +56,9 @@ export function adaptConcurrencyToBacklog(
     try {
       waiting = await countWaiting();
     } catch {
-      return; // Redis unreachable: the worker's own errors say so; keep the current setting.
+      // The count failed (connection closed at shutdown, a Redis error): keep the current setting. While Redis
+      // is down the count simply waits, and no second count starts meanwhile.
+      return;
     }
     if (stopped) return;
     if (waiting >= threshold) set(backlog, waiting);

@@ -39,6 +39,7 @@ export function createStatusWorker(options: StatusWorkerOptions): Worker {
   const backlogConcurrency = options.backlogConcurrency ?? concurrency;
   if (backlogConcurrency !== concurrency) {
     const queue = new Queue(STATUS_EVENTS_QUEUE, { connection: options.connection });
+    queue.on('error', (error) => log.error('queue error', { error: error.message }));
     const adapt = adaptConcurrencyToBacklog(worker, () => queue.getWaitingCount(), log, {
       base: concurrency,
       backlog: backlogConcurrency,
@@ -47,7 +48,9 @@ export function createStatusWorker(options: StatusWorkerOptions): Worker {
     void adapt.check();
     worker.on('closing', () => {
       adapt.stop();
-      void queue.close();
+      queue
+        .close()
+        .catch((error: Error) => log.warn('closing the backlog count failed', { error: error.message }));
     });
   }
   worker.on('error', (error) => log.error('worker error', { error: error.message }));
