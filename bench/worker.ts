@@ -3,7 +3,7 @@
  * private server with fsync on, see bench/postgres-server.ts), against a no-op BullMQ worker draining the same
  * jobs from the same private Redis in the same round. Prints jobs/s and the ratio per backend.
  * The queue starts full, so the status worker runs as the worker process does behind a backlog: on SQLite at
- * WORKER_BACKLOG_CONCURRENCY's default (50; WORKER_CONCURRENCY's 10 until its first count of the waiting jobs), on
+ * WORKER_BACKLOG_CONCURRENCY's default (100; WORKER_CONCURRENCY's 10 until its first count of the waiting jobs), on
  * PostgreSQL at 10 throughout; the no-op worker runs at that same concurrency. BENCH_CONCURRENCY=C runs all at C.
  * Env: BENCH_EVENTS (20000), BENCH_ROUNDS (3), BENCH_CONCURRENCY, BENCH_BACKENDS (sqlite,postgres),
  * BENCH_JSON=1 or --json, BENCH_OUT.

@@ -13,7 +13,7 @@ describe('loadConfig', () => {
         location: { kind: 'sqlite', path: './data/ledger.db' },
         rawEventRetentionMs: 400 * 86_400_000,
       },
-      worker: { concurrency: 10, backlogConcurrency: 50 },
+      worker: { concurrency: 10, backlogConcurrency: 100 },
     });
     expect(config.webhook.keyRing.size).toBe(0);
   });
