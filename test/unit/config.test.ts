@@ -24,9 +24,9 @@ describe('loadConfig', () => {
       backlogConcurrency: 8,
     });
     // Raising WORKER_CONCURRENCY above the backlog default raises the backlog setting with it.
-    expect(loadConfig({ WORKER_CONCURRENCY: '80' }).worker).toEqual({
-      concurrency: 80,
-      backlogConcurrency: 80,
+    expect(loadConfig({ WORKER_CONCURRENCY: '150' }).worker).toEqual({
+      concurrency: 150,
+      backlogConcurrency: 150,
     });
     // On PostgreSQL the worker keeps one concurrency unless told otherwise.
     expect(loadConfig({ LEDGER_URL: 'postgres://db/paystate' }).worker).toEqual({
