@@ -40,6 +40,9 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
           (report.skipped.length
             ? `, ${report.skipped.length} skipped (raw events cleared by retention)`
             : '') +
+          (report.changed.length
+            ? `, ${report.changed.length} written to while it ran and left as they are (run it again)`
+            : '') +
           (report.applied
             ? `; applied as operator action ${action?.id}`
             : dryRun

@@ -28,6 +28,7 @@ export type {
   OperatorActionInput,
   PaymentStatusView,
   ReplayResult,
+  RebuildOptions,
   RebuildReport,
 } from './ledger';
 export { readStoredEvent } from './operations';

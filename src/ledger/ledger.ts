@@ -127,7 +127,7 @@ export interface Ledger {
    */
   replayEvent(eventId: string, options: { actionId: number | null; dryRun: boolean }): Promise<ReplayResult>;
   /** Recomputes every payment's state from the stored events and lists where the ledger differs. */
-  rebuild(options: { dryRun: boolean }): Promise<RebuildReport>;
+  rebuild(options: RebuildOptions): Promise<RebuildReport>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   listPaymentEvents(paymentId: string): Promise<StoredEvent[]>;
   listStateChanges(paymentId: string): Promise<StateChange[]>;
@@ -184,9 +184,18 @@ export type ReplayResult =
       dryRun: boolean;
     };
 
+export interface RebuildOptions {
+  dryRun: boolean;
+  /** Called before each phase (for progress; tests use it to write while a rebuild runs). */
+  beforePhase?: (phase: 'compare' | 'correct') => Promise<void> | void;
+}
+
 export interface RebuildReport {
   checked: number;
+  /** Payments whose recomputed state differs: corrected unless this was a dry run. */
   differences: { paymentId: string; ledger: PaymentStatusView; rebuilt: PaymentStatusView }[];
+  /** Payments written to while the rebuild ran, so not comparable: left as they are (run it again). */
+  changed: string[];
   /** Payments some of whose raw events were cleared by retention: they cannot be recomputed. */
   skipped: string[];
   applied: boolean;

@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { applyEvent } from './apply';
-import { recordChange } from './changes';
+import { flagReversalAfterRelease, recordChange, savePayment, scheduleNextCheck } from './changes';
 import type { CheckPolicy } from './check-schedule';
 import type {
   EventFilter,
@@ -10,6 +10,7 @@ import type {
   OperatorActionInput,
   Payment,
   PaymentStatusView,
+  RebuildOptions,
   RebuildReport,
   ReplayResult,
   StoredEvent,
@@ -116,20 +117,31 @@ export interface RebuildSource {
   purgedPaymentIds(): Promise<string[]>;
   /** Payments the reconciler has not given up on. */
   activePayments(): Promise<Payment[]>;
-  /** Runs the corrections in one write transaction. */
-  write(effect: Effect<void>): Promise<void>;
+  /** Runs the corrections in one write transaction that holds these payments against other writers. */
+  write<T>(paymentIds: string[], effect: () => Effect<T>): Promise<T>;
+}
+
+interface Correction {
+  paymentId: string;
+  ledger: PaymentStatusView;
+  rebuilt: Payment;
 }
 
 /**
  * The consistency check: every stored event with its raw body is applied again, in its original order, to a
  * scratch ledger; payments whose recomputed state differs from the ledger's are listed (and, without a dry
  * run, set to the recomputed state with a state change saying so).
+ *
+ * The workers keep writing meanwhile, and a recomputation that missed an event is behind the ledger, not a
+ * correction of it. So a payment with an event newer than the scan, or whose state moved between the
+ * comparison and the correction, is left as it is and reported as `changed` (run the rebuild again).
  */
 export async function rebuildLedger(
   source: RebuildSource,
   openScratch: (file: string) => Ledger,
-  options: { dryRun: boolean },
+  options: RebuildOptions,
   at: number,
+  policy: CheckPolicy,
 ): Promise<RebuildReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-rebuild-'));
   const scratch = openScratch(path.join(dir, 'scratch.db'));
@@ -137,7 +149,8 @@ export async function rebuildLedger(
     const skipped = new Set(await source.purgedPaymentIds());
     const pageSize = 1000;
     const neverApplied = new Set<string>();
-    for (let afterSeq = 0; ;) {
+    let afterSeq = 0;
+    for (;;) {
       const page = await source.listEvents({ afterSeq, limit: pageSize });
       if (page.length === 0) break;
       for (const event of page) {
@@ -156,7 +169,9 @@ export async function rebuildLedger(
         });
       }
     }
-    const differences: RebuildReport['differences'] = [];
+    await options.beforePhase?.('compare');
+    const corrections: Correction[] = [];
+    const changed: string[] = [];
     let checked = 0;
     for (const payment of await source.activePayments()) {
       if (skipped.has(payment.id)) continue;
@@ -164,17 +179,29 @@ export async function rebuildLedger(
       if (!rebuilt) continue;
       checked += 1;
       const ledgerView = statusView(payment)!;
-      const rebuiltView = statusView(rebuilt)!;
-      if (JSON.stringify(ledgerView) !== JSON.stringify(rebuiltView)) {
-        differences.push({ paymentId: payment.id, ledger: ledgerView, rebuilt: rebuiltView });
-      }
+      if (sameView(ledgerView, statusView(rebuilt)!)) continue;
+      const newer = await source.listEvents({ paymentId: payment.id, afterSeq, limit: 1 });
+      if (newer.length > 0) changed.push(payment.id);
+      else corrections.push({ paymentId: payment.id, ledger: ledgerView, rebuilt });
     }
-    if (!options.dryRun && differences.length) await source.write(writeRebuilt(differences, at));
+    let corrected = corrections;
+    if (!options.dryRun && corrections.length) {
+      await options.beforePhase?.('correct');
+      const ids = corrections.map((correction) => correction.paymentId);
+      const moved = new Set(await source.write(ids, () => correctPayments(corrections, at, policy)));
+      corrected = corrections.filter((correction) => !moved.has(correction.paymentId));
+      changed.push(...moved);
+    }
     return {
       checked,
-      differences,
+      differences: corrected.map(({ paymentId, ledger, rebuilt }) => ({
+        paymentId,
+        ledger,
+        rebuilt: statusView(rebuilt)!,
+      })),
+      changed,
       skipped: [...skipped],
-      applied: !options.dryRun && differences.length > 0,
+      applied: !options.dryRun && corrected.length > 0,
     };
   } finally {
     await scratch.close();
@@ -182,20 +209,56 @@ export async function rebuildLedger(
   }
 }
 
-function* writeRebuilt(differences: RebuildReport['differences'], at: number): Effect<void> {
-  for (const { paymentId, ledger, rebuilt } of differences) {
+const sameView = (a: PaymentStatusView, b: PaymentStatusView) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The columns a status decides (see paymentAfter); a correction takes them all from the recomputed row. */
+const STATUS_COLUMNS = [
+  'statusCode',
+  'status',
+  'statusCategory',
+  'stage',
+  'rank',
+  'uncertain',
+  'isAuthorized',
+  'isCancellable',
+  'isRefundable',
+  'capturedTotal',
+  'refundedTotal',
+  'errorsJson',
+  'changeTime',
+  'lastSource',
+] as const satisfies readonly (keyof Payment)[];
+
+/**
+ * Sets each payment to its recomputed status, unless its row moved since it was compared: then it is left as
+ * it is, and its id returned. The schedule and the reversal flag follow the new status as after any write.
+ */
+function* correctPayments(corrections: Correction[], at: number, policy: CheckPolicy): Effect<string[]> {
+  const moved: string[] = [];
+  for (const { paymentId, ledger, rebuilt } of corrections) {
     const held = yield* call('paymentById', paymentId);
-    if (!held) continue;
-    yield* call('updatePayment', held, { ...held, ...rebuilt, updatedAt: at });
+    if (!held || !sameView(statusView(held)!, ledger)) {
+      moved.push(paymentId);
+      continue;
+    }
+    const status = Object.fromEntries(STATUS_COLUMNS.map((column) => [column, rebuilt[column]])) as Pick<
+      Payment,
+      (typeof STATUS_COLUMNS)[number]
+    >;
+    const payment: Payment = { ...held, ...status, updatedAt: at };
     yield* recordChange({
       paymentId,
       kind: 'status',
-      fromStage: ledger.stage,
-      toStage: rebuilt.stage,
-      fromStatusCode: ledger.statusCode,
-      toStatusCode: rebuilt.statusCode,
+      fromStage: held.stage,
+      toStage: payment.stage,
+      fromStatusCode: held.statusCode,
+      toStatusCode: payment.statusCode,
       cause: 'rebuild: recomputed from the stored events',
       at,
     });
+    const flagged = yield* flagReversalAfterRelease(payment, null, at);
+    const { payment: scheduled } = yield* scheduleNextCheck(flagged, at, policy);
+    yield* savePayment(held, scheduled);
   }
+  return moved;
 }

@@ -260,12 +260,13 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
                 .where(and(isNull(events.rawBody), isNotNull(events.rawBytes), isNotNull(events.paymentId)))
             ).map((row) => row.paymentId!),
           activePayments: async () => db.select().from(payments).where(isNull(payments.staleAt)),
-          write: async (effect) => write([], () => effect),
+          write: async (paymentIds, effect) => write(paymentIds.map(paymentBaseOf), effect),
         },
         // The recomputation is scratch work: an embedded SQLite file, whatever the ledger's own database.
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
         now(),
+        policy,
       ),
     listDueChecks: async (at, limit) =>
       // Rows a writer holds right now are skipped, not waited for: its COMMIT plans their next check anyway.

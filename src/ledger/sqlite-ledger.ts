@@ -151,11 +151,13 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
           listEvents: async (filter) => listEventsQuery(db, filter),
           purgedPaymentIds: async () => purgedPaymentIds(db),
           activePayments: async () => db.select().from(payments).where(isNull(payments.staleAt)).all(),
-          write: async (effect) => inTransaction(db, false, () => run(effect)),
+          // One IMMEDIATE transaction: the write lock holds every payment against the other writers.
+          write: async (_paymentIds, effect) => inTransaction(db, false, () => run(effect())),
         },
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
         now(),
+        policy,
       ),
     listDueChecks: async (at, limit) =>
       dueChecksQuery(db, at, limit)

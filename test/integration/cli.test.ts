@@ -283,6 +283,18 @@ describe('paystate CLI', () => {
         rebuilt: expect.objectContaining({ statusCode: 9 }),
       },
     ]);
+    const corrected = await json<RebuildReport & { actionId: number }>([
+      'rebuild',
+      '--reason',
+      'status lost in a restore',
+      '--actor',
+      'alice',
+    ]);
+    expect(corrected).toMatchObject({ applied: true, changed: [], differences: [{ paymentId: Y }] });
+    expect(await web!.ledger.getPayment(Y)).toMatchObject({ statusCode: 9, stage: 'captured' });
+    const [rebuildAction] = await json<{ id: number; action: string; count: number }[]>(['actions']);
+    expect(rebuildAction).toMatchObject({ id: corrected.actionId, action: 'rebuild', count: 1 });
+    expect((await json<RebuildReport>(['rebuild', '--dry-run'])).differences).toEqual([]);
   }, 90_000);
 
   it('failed show prints the error, the stack trace and the raw event', async () => {

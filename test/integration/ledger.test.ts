@@ -11,7 +11,7 @@ import {
   type LedgerLocation,
   type PaymentView,
 } from '../../src/ledger';
-import { newLedgerLocation, type TestLedgerLocation } from '../helpers/ledger';
+import { newLedgerLocation, runLedgerSql, type TestLedgerLocation } from '../helpers/ledger';
 
 const FIXTURES = path.join(__dirname, '../fixtures');
 const REPO_ROOT = path.join(__dirname, '../..');
@@ -1017,6 +1017,88 @@ describe('purgeRawBodies', () => {
 
     expect(result.outcome).toBe('duplicate');
     expect(await ledger.getEvent('evt-old')).toMatchObject({ rawBody: null, deliveries: 2 });
+  });
+});
+
+describe('rebuild', () => {
+  const REBUILT_CAUSE = 'rebuild: recomputed from the stored events';
+
+  /** Authorised from its events; the row set back to created, as a lost write would leave it. */
+  async function ledgerWithLostStatus(): Promise<Ledger> {
+    const ledger = await buildLedger();
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[0]!));
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[1]!));
+    await runLedgerSql(
+      await ledgerLocation('ledger'),
+      "UPDATE payments SET status_code = 0, status = 'CREATED', stage = 'created', rank = 0, change_time = ? WHERE id = ?",
+      [T1, PAYMENT_ID],
+    );
+    return ledger;
+  }
+
+  const capture = () => stepEvent(PAYMENT_ID, LIFECYCLE[3]!);
+
+  it('sets a payment to the state its events give, rank included, with a state change saying so', async () => {
+    const ledger = await ledgerWithLostStatus();
+    clock += 60_000;
+
+    const report = await ledger.rebuild({ dryRun: false });
+
+    expect(report).toMatchObject({ checked: 1, changed: [], applied: true });
+    expect(report.differences).toEqual([
+      {
+        paymentId: PAYMENT_ID,
+        ledger: expect.objectContaining({ statusCode: 0, stage: 'created' }),
+        rebuilt: expect.objectContaining({ statusCode: 5, stage: 'authorised' }),
+      },
+    ]);
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      statusCode: 5,
+      status: 'PENDING_CAPTURE',
+      stage: 'authorised',
+      rank: 20,
+      changeTime: T2,
+      updatedAt: clock,
+    });
+    expect((await ledger.listStateChanges(PAYMENT_ID)).at(-1)).toMatchObject({
+      fromStage: 'created',
+      toStage: 'authorised',
+      cause: REBUILT_CAUSE,
+    });
+    expect((await ledger.rebuild({ dryRun: true })).differences).toEqual([]);
+  });
+
+  it('leaves a payment alone when an event for it lands after the recomputation read the events', async () => {
+    const ledger = await ledgerWithLostStatus();
+
+    const report = await ledger.rebuild({
+      dryRun: false,
+      beforePhase: async (phase) => {
+        if (phase === 'compare') await deliver(ledger, capture());
+      },
+    });
+
+    expect(report).toMatchObject({ differences: [], changed: [PAYMENT_ID], applied: false });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({ statusCode: 9, stage: 'captured' });
+    expect((await ledger.listStateChanges(PAYMENT_ID)).map((change) => change.cause)).not.toContain(
+      REBUILT_CAUSE,
+    );
+  });
+
+  it('leaves a payment alone when its state moves between the comparison and the correction', async () => {
+    const ledger = await ledgerWithLostStatus();
+
+    const report = await ledger.rebuild({
+      dryRun: false,
+      beforePhase: async (phase) => {
+        if (phase === 'correct') await deliver(ledger, capture());
+      },
+    });
+
+    expect(report).toMatchObject({ differences: [], changed: [PAYMENT_ID], applied: false });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({ statusCode: 9, stage: 'captured' });
+    const after = await ledger.rebuild({ dryRun: true });
+    expect(after).toMatchObject({ differences: [], changed: [] });
   });
 });
 
