@@ -30,7 +30,8 @@ export type Decision =
  * The ordering rule, as a pure function. Events arrive late, twice and out of order, so:
  * 1. an observation repeating the held statusCode and change time is a duplicate, whatever its envelope id;
  * 2. a final stage is left only along the platform's edges (captured → refund/deletion/chargeback);
- * 3. otherwise the later platform change time wins, and on equal (or missing) times the higher lifecycle rank.
+ * 3. otherwise the later platform change time wins, and on equal (or missing) times the higher lifecycle rank
+ *    (a refusal ranks just above the pending operation it ends, see StatusCodeInfo.answers).
  * Anything that loses is superseded and changes nothing, so the ledger never regresses.
  */
 export function decide(held: HeldStatus | undefined, observed: ObservedStatus): Decision {

@@ -61,6 +61,11 @@ export interface StatusCodeInfo {
   uncertain: boolean;
   /** Reports a failed operation on a payment that otherwise keeps its standing. */
   operationRefused: boolean;
+  /**
+   * The pending stage whose operation this refusal ends. The refusal replaces it, so on equal change times it
+   * ranks just above it (the platform can report both within one second).
+   */
+  answers?: Stage;
 }
 
 function code(stage: Stage, meaning: string, flags: Partial<StatusCodeInfo> = {}): StatusCodeInfo {
@@ -86,24 +91,24 @@ export const STATUS_CODES: Readonly<Record<number, StatusCodeInfo>> = {
   6: code('cancelled', 'authorised and cancelled'),
   61: code('cancellation_pending', 'authorisation deletion waiting'),
   62: code('cancellation_pending', 'authorisation deletion uncertain', uncertain),
-  63: code('authorised', 'authorisation deletion refused', refused),
+  63: code('authorised', 'authorisation deletion refused', { ...refused, answers: 'cancellation_pending' }),
   64: code('cancelled', 'authorised and cancelled'),
   7: code('cancelled', 'payment deleted'),
   71: code('deletion_pending', 'payment deletion pending'),
   72: code('deletion_pending', 'payment deletion uncertain', uncertain),
-  73: code('captured', 'payment deletion refused', refused),
+  73: code('captured', 'payment deletion refused', { ...refused, answers: 'deletion_pending' }),
   74: code('cancelled', 'payment deleted'),
   75: code('cancelled', 'deletion processed by merchant'),
   8: code('refunded', 'refunded'),
   81: code('refund_pending', 'refund pending'),
   82: code('refund_pending', 'refund uncertain', uncertain),
-  83: code('captured', 'refund refused', refused),
+  83: code('captured', 'refund refused', { ...refused, answers: 'refund_pending' }),
   84: code('reversed', 'payment declined by acquirer, will be debited'),
   85: code('refunded', 'refund processed by merchant'),
   9: code('captured', 'captured'),
   91: code('capture_pending', 'capture processing'),
   92: code('capture_pending', 'capture uncertain', uncertain),
-  93: code('authorised', 'capture refused', refused),
+  93: code('authorised', 'capture refused', { ...refused, answers: 'capture_pending' }),
   94: code('captured', 'refund declined by acquirer', refused),
   95: code('captured', 'payment processed by merchant'),
   96: code('captured', 'refund reversed', refused),
@@ -136,7 +141,8 @@ export interface Classification {
 export function classifyStatusCode(statusCode: number, statusCategory?: string | null): Classification {
   const info = STATUS_CODES[statusCode];
   if (info) {
-    const { rank, final } = STAGE_INFO[info.stage];
+    const { final } = STAGE_INFO[info.stage];
+    const rank = info.answers ? STAGE_INFO[info.answers].rank + 1 : STAGE_INFO[info.stage].rank;
     return { stage: info.stage, rank, final, uncertain: info.uncertain, known: true };
   }
   const rank = (statusCategory ? CATEGORY_RANK[statusCategory] : undefined) ?? 0;

@@ -572,6 +572,60 @@ describe('any ordering of one payment’s events ends in the same state', () => 
       ...refundOrders.map(() => `captured 83 captured ${PAYMENT_AMOUNT}`),
     ]);
   });
+
+  it('a refusal in the same second as its pending operation wins in every ordering (91/93, 81/83, 61/63, 71/73)', async () => {
+    const ledger = await buildLedger();
+    // The platform replaces 91 by 9 or 93 "on the same operation id": one second can hold both.
+    const lifecycles: [steps: Step[], expected: string][] = [
+      [
+        [
+          { statusCode: 5, changeTime: T2 },
+          { statusCode: 91, changeTime: T3 },
+          { statusCode: 93, changeTime: T3 },
+        ],
+        'authorised 93',
+      ],
+      [
+        [
+          { statusCode: 9, changeTime: T3 },
+          { statusCode: 81, changeTime: T4 },
+          { statusCode: 83, changeTime: T4 },
+        ],
+        'captured 83',
+      ],
+      [
+        [
+          { statusCode: 5, changeTime: T2 },
+          { statusCode: 61, changeTime: T3 },
+          { statusCode: 63, changeTime: T3 },
+        ],
+        'authorised 63',
+      ],
+      [
+        [
+          { statusCode: 9, changeTime: T3 },
+          { statusCode: 71, changeTime: T4 },
+          { statusCode: 73, changeTime: T4 },
+        ],
+        'captured 73',
+      ],
+    ];
+    const orders = lifecycles.flatMap(([steps, expected]) =>
+      permutations(steps).map((order) => ({ order, expected })),
+    );
+
+    await runOrderings(
+      ledger,
+      orders.map(({ order }, i) => order.map((step) => stepEvent(orderingPaymentId(i), step))),
+    );
+
+    const outcomes: string[] = [];
+    for (const i of orders.keys()) {
+      const p = await ledger.getPayment(orderingPaymentId(i));
+      outcomes.push(`${p?.stage} ${p?.statusCode}`);
+    }
+    expect(outcomes).toEqual(orders.map(({ expected }) => expected));
+  });
 });
 
 /**

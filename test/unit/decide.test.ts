@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   classifyStatusCode,
   decide,
@@ -88,9 +90,19 @@ describe('classifyStatusCode', () => {
     expect(known).toEqual([...TABLE_CODES].sort((a, b) => a - b));
   });
 
+  /** The refusals that end a pending operation, and its stage: they rank just above it. */
+  const REFUSAL_ANSWERS: Record<number, Stage> = {
+    63: 'cancellation_pending',
+    73: 'deletion_pending',
+    83: 'refund_pending',
+    93: 'capture_pending',
+  };
+
   it.each(PLATFORM_TABLE)('maps statusCode %i to stage %s', (code, stage) => {
     const classification = classifyStatusCode(code);
-    expect(classification).toMatchObject({ stage, known: true, rank: STAGE_INFO[stage].rank });
+    const answered = REFUSAL_ANSWERS[code];
+    const rank = answered ? STAGE_INFO[answered].rank + 1 : STAGE_INFO[stage].rank;
+    expect(classification).toMatchObject({ stage, known: true, rank });
   });
 
   it.each(TABLE_CODES)('flags statusCode %i as uncertain only when it is 52, 62, 72, 82 or 92', (code) => {
@@ -223,6 +235,12 @@ describe('decide', () => {
       ['equal time: an equal rank is superseded (91 vs 92)', 91, T2, 92, T2, 'superseded'],
       ['equal time: an equal rank is superseded (61 vs 91)', 61, T2, 91, T2, 'superseded'],
       ['equal time: an equal rank is superseded (4 vs 46)', 4, T2, 46, T2, 'superseded'],
+      ['equal time: a capture refusal ends its pending capture', 91, T2, 93, T2, 'apply'],
+      ['equal time: a pending capture does not undo its refusal', 93, T2, 91, T2, 'superseded'],
+      ['equal time: a refund refusal ends its pending refund', 81, T2, 83, T2, 'apply'],
+      ['equal time: a pending refund does not undo its refusal', 83, T2, 81, T2, 'superseded'],
+      ['missing times: a cancellation refusal ends its pending cancellation', 61, null, 63, null, 'apply'],
+      ['missing times: a deletion refusal ends its pending deletion', 71, null, 73, null, 'apply'],
       ['missing times: the higher rank wins', 5, null, 91, null, 'apply'],
       ['missing times: a lower rank is superseded', 91, null, 5, null, 'superseded'],
       ['missing times: an equal rank is superseded', 91, null, 92, null, 'superseded'],
@@ -382,5 +400,22 @@ describe('decide', () => {
     ];
     for (const decision of decisions) expect(decision.reason).toEqual(expect.any(String));
     expect(decisions.map((d) => d.verdict)).toEqual(['apply', 'duplicate', 'superseded', 'superseded']);
+  });
+});
+
+describe('the refusal-rank migrations', () => {
+  const MIGRATIONS = ['drizzle/0004_refusal_rank.sql', 'drizzle/pg/0001_refusal_rank.sql'];
+
+  it.each(MIGRATIONS)('%s sets, for payments and refunds, the rank classifyStatusCode gives', (file) => {
+    const sql = readFileSync(path.join(__dirname, '../..', file), 'utf8');
+    const updates = sql.split('--> statement-breakpoint');
+    expect(updates.map((update) => update.match(/UPDATE "(\w+)"/)?.[1])).toEqual(['payments', 'refunds']);
+    for (const update of updates) {
+      const pairs = [...update.matchAll(/WHEN (\d+) THEN (\d+)/g)].map(([, code, rank]) => [
+        Number(code),
+        Number(rank),
+      ]);
+      expect(pairs).toEqual([63, 73, 83, 93].map((code) => [code, classifyStatusCode(code).rank]));
+    }
   });
 });
