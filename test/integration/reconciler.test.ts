@@ -61,6 +61,22 @@ const register = (paymentId: string, dueInMs: number) =>
     fulfilmentDueAtGiven: true,
   });
 
+/** A webhook's observation applied straight to the ledger (the receiver and queue are tested elsewhere). */
+const applyWebhook = (eventId: string, paymentId: string, statusCode: number, changeTime: string) =>
+  ledger.apply({
+    event: {
+      eventId,
+      source: 'webhook',
+      type: 'payment.status',
+      keyId: 'k',
+      signature: 's',
+      rawBody: '{}',
+      rawIndex: null,
+      receivedAt: Date.now(),
+    },
+    reading: readWebhookEvent(paymentEvent({ eventId, paymentId, statusCode, changeTime })),
+  });
+
 describe('reconciler', () => {
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-reconcile-'));
@@ -184,6 +200,21 @@ describe('reconciler', () => {
     await waitFor(async () => (await ledger.getPayment('5100000006_0'))?.staleAt != null);
     expect((await ledger.counts()).stale).toBe(1);
     expect((await ledger.getPayment('5100000006_0'))?.nextCheckAt).toBeNull();
+
+    // A late webhook: still inconclusive, the payment stays given up; conclusive, nobody needs to look any more.
+    await applyWebhook('late-91', '5100000006_0', 91, '20261127100100');
+    expect(await ledger.getPayment('5100000006_0')).toMatchObject({
+      stage: 'capture_pending',
+      nextCheckAt: null,
+    });
+    expect((await ledger.counts()).stale).toBe(1);
+    await applyWebhook('late-9', '5100000006_0', 9, '20261127100200');
+    expect(await ledger.getPayment('5100000006_0')).toMatchObject({
+      stage: 'captured',
+      staleAt: null,
+      nextCheckAt: null,
+    });
+    expect((await ledger.counts()).stale).toBe(0);
   });
 });
 
