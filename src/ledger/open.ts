@@ -22,6 +22,8 @@ export interface OpenLedgerOptions {
   onConnectionError?: (error: Error) => void;
   /** SQLite only: checkpoint the WAL from a thread of its own (see sqlite-checkpointer.ts). */
   backgroundCheckpointMs?: number;
+  /** SQLite only: run `counts()` on a thread of its own (see sqlite-counts-reader.ts). */
+  countsOffThread?: boolean;
 }
 
 /**
@@ -41,9 +43,10 @@ export async function openLedger(location: LedgerLocation, options: OpenLedgerOp
       checkPolicy: options.checkPolicy,
       now: options.now,
       backgroundCheckpointMs: options.backgroundCheckpointMs,
+      countsOffThread: options.countsOffThread,
     });
   const { kind: _kind, ...settings } = location;
-  const { backgroundCheckpointMs: _sqliteOnly, ...pgOptions } = options;
+  const { backgroundCheckpointMs: _sqliteOnly, countsOffThread: _alsoSqliteOnly, ...pgOptions } = options;
   return openPgLedger({ ...settings, ...pgOptions });
 }
 

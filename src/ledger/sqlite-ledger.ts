@@ -16,6 +16,7 @@ import { inTransaction, listActionsQuery, listEventsQuery, recordActionQuery } f
 import { createGroupCommit, type GroupCommit } from './sqlite-group-commit';
 import { createSqliteStore, type Db } from './sqlite-store';
 import { startCheckpointer } from './sqlite-checkpointer';
+import { startCountsReader, type SqlQuery } from './sqlite-counts-reader';
 import { runSync, type Effect } from './store';
 
 export interface OpenSqliteLedgerOptions {
@@ -36,6 +37,12 @@ export interface OpenSqliteLedgerOptions {
    * @defaultValue undefined (SQLite's automatic checkpoints)
    */
   backgroundCheckpointMs?: number;
+  /**
+   * Run `counts()` on a thread of its own (see sqlite-counts-reader.ts): for the web process, whose metrics
+   * scrapes would otherwise stall the receiver while the counts read whole tables.
+   * @defaultValue false
+   */
+  countsOffThread?: boolean;
 }
 
 /** Finds drizzle/ from both src/ledger (ts) and dist/src/ledger (built). */
@@ -79,6 +86,14 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     options.backgroundCheckpointMs === undefined
       ? undefined
       : startCheckpointer(sqlite, options.backgroundCheckpointMs);
+  const countsReader = options.countsOffThread
+    ? startCountsReader(
+        sqlite.name,
+        Object.fromEntries(
+          Object.entries(countQueries(db)).map(([name, query]) => [name, query.toSQL()]),
+        ) as Record<keyof CountRows, SqlQuery>,
+      )
+    : undefined;
 
   // Prepared once: long-polls read the feed after every announced commit, and building the query each time cost
   // more than running it.
@@ -132,7 +147,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     lastChangeSeq: async () => (lastSeq.get() as { seq: number } | undefined)?.seq ?? 0,
     listChanges: async (afterSeq, limit) =>
       changesAfter.all({ afterSeq, limit }).map((row) => ({ ...row.state_changes, payment: row.payments })),
-    counts: async () => countLedger(db),
+    counts: async () => (countsReader ? countsOf(await countsReader.read()) : countLedger(db)),
     listEvents: async (filter) => listEventsQuery(db, filter),
     recordAction: async (action) => recordActionQuery(db, action, now()),
     listActions: async (limit) => listActionsQuery(db, limit),
@@ -192,6 +207,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
     },
     close: async () => {
       await checkpointer?.stop();
+      await countsReader?.stop();
       sqlite.close();
     },
   };
@@ -224,31 +240,35 @@ function getPaymentView(db: Db, paymentId: string): PaymentView | undefined {
   return { ...payment, eventCount: stats?.eventCount ?? 0, lastEventAt: stats?.lastEventAt ?? null };
 }
 
-function countLedger(db: Db): LedgerCounts {
-  const eventsByOutcome = db
-    .select({ outcome: events.outcome, n: count() })
-    .from(events)
-    .groupBy(events.outcome)
-    .all();
-  const paymentsByStage = db
-    .select({ stage: payments.stage, n: count() })
-    .from(payments)
-    .groupBy(payments.stage)
-    .all();
-  const reversed = db
-    .select({ n: count() })
-    .from(payments)
-    .where(eq(payments.reversedAfterRelease, true))
-    .get();
-  const stale = db.select({ n: count() }).from(payments).where(isNotNull(payments.staleAt)).get();
-  const driftCount = db.select({ n: count() }).from(drifts).get();
+/** The queries behind `counts()`, read as arrays of values (the counting thread runs their SQL). */
+function countQueries(db: Db) {
   return {
-    eventsByOutcome: Object.fromEntries(eventsByOutcome.map((row) => [row.outcome, row.n])),
-    paymentsByStage: Object.fromEntries(paymentsByStage.map((row) => [row.stage, row.n])),
-    reversedAfterRelease: reversed?.n ?? 0,
-    stale: stale?.n ?? 0,
-    drifts: driftCount?.n ?? 0,
+    eventsByOutcome: db.select({ outcome: events.outcome, n: count() }).from(events).groupBy(events.outcome),
+    paymentsByStage: db.select({ stage: payments.stage, n: count() }).from(payments).groupBy(payments.stage),
+    reversed: db.select({ n: count() }).from(payments).where(eq(payments.reversedAfterRelease, true)),
+    stale: db.select({ n: count() }).from(payments).where(isNotNull(payments.staleAt)),
+    drifts: db.select({ n: count() }).from(drifts),
   };
+}
+type CountRows = Record<keyof ReturnType<typeof countQueries>, unknown[][]>;
+
+function countsOf(rows: CountRows): LedgerCounts {
+  const single = (name: 'reversed' | 'stale' | 'drifts') => Number(rows[name][0]?.[0] ?? 0);
+  return {
+    eventsByOutcome: Object.fromEntries(rows.eventsByOutcome.map(([outcome, n]) => [outcome, Number(n)])),
+    paymentsByStage: Object.fromEntries(rows.paymentsByStage.map(([stage, n]) => [stage, Number(n)])),
+    reversedAfterRelease: single('reversed'),
+    stale: single('stale'),
+    drifts: single('drifts'),
+  };
+}
+
+function countLedger(db: Db): LedgerCounts {
+  const queries = countQueries(db);
+  const rows = Object.fromEntries(
+    Object.entries(queries).map(([name, query]) => [name, query.values() as unknown[][]]),
+  ) as CountRows;
+  return countsOf(rows);
 }
 
 function purgedPaymentIds(db: Db): string[] {

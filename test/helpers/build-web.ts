@@ -44,7 +44,8 @@ export async function buildWeb(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-web-'));
   const ownsLedger = !overrides.ledger;
   const location = ownsLedger ? (given ?? (await newLedgerLocation(dir))) : undefined;
-  const ledger = overrides.ledger ?? (await openLedger(location!.location));
+  // As src/http/server.ts opens it.
+  const ledger = overrides.ledger ?? (await openLedger(location!.location, { countsOffThread: true }));
   const redis = createRedisConnection(overrides.redisUrl ?? process.env.TEST_REDIS_URL!, {
     role: 'producer',
   });
