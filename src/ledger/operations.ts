@@ -123,34 +123,40 @@ export interface RebuildSource {
 
 interface Correction {
   paymentId: string;
-  ledger: PaymentStatusView;
+  /** The row as compared: corrected only if it is still exactly this. */
+  compared: Payment;
   rebuilt: Payment;
 }
+
+/** Corrections per write transaction: bounded locks (PostgreSQL takes one per payment) and short lock waits. */
+const CORRECTIONS_PER_TRANSACTION = 500;
 
 /**
  * The consistency check: every stored event with its raw body is applied again, in its original order, to a
  * scratch ledger; payments whose recomputed state differs from the ledger's are listed (and, without a dry
  * run, set to the recomputed state with a state change saying so).
  *
- * The workers keep writing meanwhile, and a recomputation that missed an event is behind the ledger, not a
- * correction of it. So a payment with an event newer than the scan, or whose state moved between the
- * comparison and the correction, is left as it is and reported as `changed` (run the rebuild again).
+ * The workers keep writing meanwhile, and a recomputation that missed a write is behind the ledger, not a
+ * correction of it. Event order cannot tell (a retried event keeps its seq; PostgreSQL sequence values can
+ * commit out of order), so the payment rows are fingerprinted before the scan: a payment whose row changed
+ * since then, or changes between the comparison and the correction, is left as it is and reported as
+ * `changed` (run the rebuild again).
  */
 export async function rebuildLedger(
   source: RebuildSource,
   openScratch: (file: string) => Ledger,
   options: RebuildOptions,
-  at: number,
+  now: () => number,
   policy: CheckPolicy,
 ): Promise<RebuildReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-rebuild-'));
   const scratch = openScratch(path.join(dir, 'scratch.db'));
   try {
     const skipped = new Set(await source.purgedPaymentIds());
+    const before = new Map((await source.activePayments()).map((payment) => [payment.id, rowPrint(payment)]));
     const pageSize = 1000;
     const neverApplied = new Set<string>();
-    let afterSeq = 0;
-    for (;;) {
+    for (let afterSeq = 0; ;) {
       const page = await source.listEvents({ afterSeq, limit: pageSize });
       if (page.length === 0) break;
       for (const event of page) {
@@ -178,25 +184,27 @@ export async function rebuildLedger(
       const rebuilt = await scratch.getPayment(payment.id);
       if (!rebuilt) continue;
       checked += 1;
-      const ledgerView = statusView(payment)!;
-      if (sameView(ledgerView, statusView(rebuilt)!)) continue;
-      const newer = await source.listEvents({ paymentId: payment.id, afterSeq, limit: 1 });
-      if (newer.length > 0) changed.push(payment.id);
-      else corrections.push({ paymentId: payment.id, ledger: ledgerView, rebuilt });
+      if (sameView(statusView(payment)!, statusView(rebuilt)!)) continue;
+      if (before.get(payment.id) !== rowPrint(payment)) changed.push(payment.id);
+      else corrections.push({ paymentId: payment.id, compared: payment, rebuilt });
     }
     let corrected = corrections;
     if (!options.dryRun && corrections.length) {
       await options.beforePhase?.('correct');
-      const ids = corrections.map((correction) => correction.paymentId);
-      const moved = new Set(await source.write(ids, () => correctPayments(corrections, at, policy)));
+      const moved = new Set<string>();
+      for (let i = 0; i < corrections.length; i += CORRECTIONS_PER_TRANSACTION) {
+        const batch = corrections.slice(i, i + CORRECTIONS_PER_TRANSACTION);
+        const ids = batch.map((correction) => correction.paymentId);
+        for (const id of await source.write(ids, () => correctPayments(batch, now(), policy))) moved.add(id);
+      }
       corrected = corrections.filter((correction) => !moved.has(correction.paymentId));
       changed.push(...moved);
     }
     return {
       checked,
-      differences: corrected.map(({ paymentId, ledger, rebuilt }) => ({
+      differences: corrected.map(({ paymentId, compared, rebuilt }) => ({
         paymentId,
-        ledger,
+        ledger: statusView(compared)!,
         rebuilt: statusView(rebuilt)!,
       })),
       changed,
@@ -207,6 +215,15 @@ export async function rebuildLedger(
     await scratch.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A payment row's every column, in a fixed order: equal prints, equal rows (both backends read the same types). */
+function rowPrint(payment: Payment): string {
+  return JSON.stringify(
+    Object.keys(payment)
+      .sort()
+      .map((key) => payment[key as keyof Payment]),
+  );
 }
 
 const sameView = (a: PaymentStatusView, b: PaymentStatusView) => JSON.stringify(a) === JSON.stringify(b);
@@ -235,9 +252,9 @@ const STATUS_COLUMNS = [
  */
 function* correctPayments(corrections: Correction[], at: number, policy: CheckPolicy): Effect<string[]> {
   const moved: string[] = [];
-  for (const { paymentId, ledger, rebuilt } of corrections) {
+  for (const { paymentId, compared, rebuilt } of corrections) {
     const held = yield* call('paymentById', paymentId);
-    if (!held || !sameView(statusView(held)!, ledger)) {
+    if (!held || rowPrint(held) !== rowPrint(compared)) {
       moved.push(paymentId);
       continue;
     }

@@ -265,7 +265,7 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
         // The recomputation is scratch work: an embedded SQLite file, whatever the ledger's own database.
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
-        now(),
+        now,
         policy,
       ),
     listDueChecks: async (at, limit) =>

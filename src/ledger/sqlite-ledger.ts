@@ -171,7 +171,7 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         },
         (file) => openSqliteLedger({ path: file, checkPolicy: policy }),
         rebuildOptions,
-        now(),
+        now,
         policy,
       ),
     listDueChecks: async (at, limit) =>

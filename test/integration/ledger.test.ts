@@ -1139,6 +1139,43 @@ describe('rebuild', () => {
     );
   });
 
+  it('corrects more payments than one transaction takes (500), every one of them', async () => {
+    const ledger = await buildLedger();
+    const ids = Array.from({ length: 501 }, (_, i) => orderingPaymentId(i));
+    await Promise.all(ids.map((id) => deliver(ledger, stepEvent(id, LIFECYCLE[1]!))));
+    await runLedgerSql(
+      await ledgerLocation('ledger'),
+      "UPDATE payments SET status_code = 0, status = 'CREATED', stage = 'created', rank = 0, change_time = ?",
+      [T1],
+    );
+
+    const report = await ledger.rebuild({ dryRun: false });
+
+    expect(report).toMatchObject({ checked: 501, changed: [], applied: true });
+    expect(report.differences).toHaveLength(501);
+    expect((await ledger.counts()).paymentsByStage).toEqual({ authorised: 501 });
+  });
+
+  it('leaves a payment alone when a failed event is retried while it scans (the event keeps its seq)', async () => {
+    const ledger = await buildLedger();
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[1]!));
+    const failed = capture();
+    await ledger.recordFailedEvent(record(failed), 'Error: busy');
+
+    const report = await ledger.rebuild({
+      dryRun: false,
+      beforePhase: async (phase) => {
+        if (phase === 'compare') await deliver(ledger, failed);
+      },
+    });
+
+    expect(report).toMatchObject({ differences: [], changed: [PAYMENT_ID], applied: false });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      statusCode: 9,
+      capturedTotal: PAYMENT_AMOUNT,
+    });
+  });
+
   it('leaves a payment alone when its state moves between the comparison and the correction', async () => {
     const ledger = await ledgerWithLostStatus();
 
