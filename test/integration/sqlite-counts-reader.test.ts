@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { openSqliteLedger, readWebhookEvent, type Ledger } from '../../src/ledger';
 import { startCountsReader } from '../../src/ledger/sqlite-counts-reader';
 import { paymentEvent } from '../helpers/deliveries';
@@ -67,17 +68,28 @@ it('counts on its own thread what the counts on the calling thread find', async 
   await apply(writer, 'a-9', '6100000001_0', 9, '20261127100100'); // re-delivered: duplicate
   await apply(writer, 'a-old', '6100000001_0', 5, '20261127095900'); // older: superseded
   await apply(writer, 'b-2', '6100000002_0', 2, '20261127100000');
+  await apply(writer, 'c-5', '6100000003_0', 5, '20261127100000');
+  // The flags no test here reaches through events: a released-then-refunded payment, a stale one, a drift.
+  const sqlite = new Database(path.join(dir, 'ledger.db'));
+  sqlite.prepare("UPDATE payments SET reversed_after_release = 1 WHERE id = '6100000001_0'").run();
+  sqlite.prepare("UPDATE payments SET stale_at = 1 WHERE id = '6100000003_0'").run();
+  sqlite
+    .prepare(
+      "INSERT INTO drifts (payment_id, ledger_view, platform_view, summary, at) VALUES ('6100000003_0', '{}', '{}', 's', 1)",
+    )
+    .run();
+  sqlite.close();
   const offThread = open(true);
 
   const counted = await offThread.counts();
 
   expect(counted).toEqual(await writer.counts());
   expect(counted).toEqual({
-    eventsByOutcome: { applied: 3, superseded: 1 },
-    paymentsByStage: { captured: 1, rejected: 1 },
-    reversedAfterRelease: 0,
-    stale: 0,
-    drifts: 0,
+    eventsByOutcome: { applied: 4, superseded: 1 },
+    paymentsByStage: { authorised: 1, captured: 1, rejected: 1 },
+    reversedAfterRelease: 1,
+    stale: 1,
+    drifts: 1,
   });
   // The duplicate re-delivery is counted on its row (deliveries), not as a row of its own.
   expect((await offThread.getEvent('a-9'))?.deliveries).toBe(2);
@@ -97,6 +109,12 @@ it('sees commits made after it started, from its own connection', async () => {
   expect((await offThread.counts()).eventsByOutcome).toEqual({});
   await apply(offThread, 'd-5', '6100000004_0', 5, '20261127100000');
   expect((await offThread.counts()).eventsByOutcome).toEqual({ applied: 1 });
+});
+
+it('refuses to count once its ledger is closed', async () => {
+  const reader = startCountsReader(path.join(dir, 'none.db'), { n: { sql: 'select 1', params: [] } });
+  await reader.stop();
+  await expect(reader.read()).rejects.toThrow('the ledger is closed');
 });
 
 it('rejects with the reason when its connection cannot be opened, and keeps rejecting', async () => {
