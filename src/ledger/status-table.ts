@@ -109,7 +109,7 @@ export const STATUS_CODES: Readonly<Record<number, StatusCodeInfo>> = {
   91: code('capture_pending', 'capture processing'),
   92: code('capture_pending', 'capture uncertain', uncertain),
   93: code('authorised', 'capture refused', { ...refused, answers: 'capture_pending' }),
-  94: code('captured', 'refund declined by acquirer', refused),
+  94: code('captured', 'refund declined by acquirer', { ...refused, answers: 'refund_pending' }),
   95: code('captured', 'payment processed by merchant'),
   96: code('captured', 'refund reversed', refused),
   99: code('capture_pending', 'being processed'),

@@ -96,6 +96,7 @@ describe('classifyStatusCode', () => {
     73: 'deletion_pending',
     83: 'refund_pending',
     93: 'capture_pending',
+    94: 'refund_pending',
   };
 
   it.each(PLATFORM_TABLE)('maps statusCode %i to stage %s', (code, stage) => {
@@ -415,7 +416,7 @@ describe('the refusal-rank migrations', () => {
         Number(code),
         Number(rank),
       ]);
-      expect(pairs).toEqual([63, 73, 83, 93].map((code) => [code, classifyStatusCode(code).rank]));
+      expect(pairs).toEqual([63, 73, 83, 93, 94].map((code) => [code, classifyStatusCode(code).rank]));
     }
   });
 });
