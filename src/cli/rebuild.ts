@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context';
 import { actorOf, actorOption, reasonOption } from './options';
-import { printJson, printLine, printTable, stateText, UsageError } from './output';
+import { CliError, printJson, printLine, printTable, stateText, UsageError } from './output';
 
 export function registerRebuildCommand(program: Command, ctx: CliContext): void {
   program
@@ -26,7 +26,18 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
             details: { paymentIds: report.differences.map((difference) => difference.paymentId) },
           })
         : null;
-      if (command.optsWithGlobals().json) return printJson({ ...report, actionId: action?.id ?? null });
+      // The corrections written are recorded above even when a later batch failed; then the command fails.
+      const failure = report.failed
+        ? new CliError(
+            `correcting stopped at a failed transaction (${report.failed.error}); ` +
+              `${report.failed.paymentIds.length} payment(s) not corrected: run it again`,
+          )
+        : undefined;
+      if (command.optsWithGlobals().json) {
+        printJson({ ...report, actionId: action?.id ?? null });
+        if (failure) throw failure;
+        return;
+      }
       printTable(
         report.differences.map(({ paymentId, ledger: held, rebuilt }) => ({
           paymentId,
@@ -49,5 +60,6 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
               ? '; dry run, nothing written'
               : ''),
       );
+      if (failure) throw failure;
     });
 }

@@ -199,6 +199,8 @@ export interface RebuildReport {
   /** Payments some of whose raw events were cleared by retention: they cannot be recomputed. */
   skipped: string[];
   applied: boolean;
+  /** A correction transaction that failed: the payments from it on were not corrected (the ones before were). */
+  failed: { error: string; paymentIds: string[] } | null;
 }
 
 /** The ledger's database cannot be reached (connection refused or lost): wait and try again, not a bad event. */

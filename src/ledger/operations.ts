@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -115,7 +116,7 @@ export interface RebuildSource {
   listEvents(filter: EventFilter): Promise<StoredEvent[]>;
   /** Payments some of whose raw events were cleared by retention. */
   purgedPaymentIds(): Promise<string[]>;
-  /** Payments the reconciler has not given up on. */
+  /** Payments the reconciler has not given up on, by id (the order corrections are written in). */
   activePayments(): Promise<Payment[]>;
   /** Runs the corrections in one write transaction that holds these payments against other writers. */
   write<T>(paymentIds: string[], effect: () => Effect<T>): Promise<T>;
@@ -125,6 +126,8 @@ interface Correction {
   paymentId: string;
   /** The row as compared: corrected only if it is still exactly this. */
   compared: Payment;
+  /** Its events the scan read (all but failed ones): corrected only if there are still exactly these many. */
+  events: number;
   rebuilt: Payment;
 }
 
@@ -138,9 +141,11 @@ const CORRECTIONS_PER_TRANSACTION = 500;
  *
  * The workers keep writing meanwhile, and a recomputation that missed a write is behind the ledger, not a
  * correction of it. Event order cannot tell (a retried event keeps its seq; PostgreSQL sequence values can
- * commit out of order), so the payment rows are fingerprinted before the scan: a payment whose row changed
- * since then, or changes between the comparison and the correction, is left as it is and reported as
- * `changed` (run the rebuild again).
+ * commit out of order), so the payment rows are fingerprinted before the scan and each payment's events are
+ * counted as the scan reads them: a payment whose row changed since then, or whose events are no longer the
+ * ones counted (a superseded event changes no row), is left as it is and reported as `changed` (run the
+ * rebuild again). Corrections commit per batch: when one fails, the ones before it stay and the report says
+ * which were not written.
  */
 export async function rebuildLedger(
   source: RebuildSource,
@@ -154,6 +159,7 @@ export async function rebuildLedger(
   try {
     const skipped = new Set(await source.purgedPaymentIds());
     const before = new Map((await source.activePayments()).map((payment) => [payment.id, rowPrint(payment)]));
+    const eventsRead = new Map<string, number>();
     const pageSize = 1000;
     const neverApplied = new Set<string>();
     for (let afterSeq = 0; ;) {
@@ -161,6 +167,8 @@ export async function rebuildLedger(
       if (page.length === 0) break;
       for (const event of page) {
         afterSeq = event.seq;
+        if (event.paymentId !== null && event.outcome !== 'failed')
+          eventsRead.set(event.paymentId, (eventsRead.get(event.paymentId) ?? 0) + 1);
         // Failed events were never applied and wait for a retry or a replay.
         if (event.outcome === 'failed') {
           neverApplied.add(event.eventId);
@@ -186,18 +194,30 @@ export async function rebuildLedger(
       checked += 1;
       if (sameView(statusView(payment)!, statusView(rebuilt)!)) continue;
       if (before.get(payment.id) !== rowPrint(payment)) changed.push(payment.id);
-      else corrections.push({ paymentId: payment.id, compared: payment, rebuilt });
+      else {
+        const events = eventsRead.get(payment.id) ?? 0;
+        corrections.push({ paymentId: payment.id, compared: payment, events, rebuilt });
+      }
     }
     let corrected = corrections;
+    let failed: RebuildReport['failed'] = null;
     if (!options.dryRun && corrections.length) {
       await options.beforePhase?.('correct');
       const moved = new Set<string>();
-      for (let i = 0; i < corrections.length; i += CORRECTIONS_PER_TRANSACTION) {
-        const batch = corrections.slice(i, i + CORRECTIONS_PER_TRANSACTION);
+      let written = 0;
+      for (; written < corrections.length; written += CORRECTIONS_PER_TRANSACTION) {
+        const batch = corrections.slice(written, written + CORRECTIONS_PER_TRANSACTION);
         const ids = batch.map((correction) => correction.paymentId);
-        for (const id of await source.write(ids, () => correctPayments(batch, now(), policy))) moved.add(id);
+        try {
+          for (const id of await source.write(ids, () => correctPayments(batch, now(), policy)))
+            moved.add(id);
+        } catch (error) {
+          const paymentIds = corrections.slice(written).map((correction) => correction.paymentId);
+          failed = { error: error instanceof Error ? error.message : String(error), paymentIds };
+          break;
+        }
       }
-      corrected = corrections.filter((correction) => !moved.has(correction.paymentId));
+      corrected = corrections.slice(0, written).filter((correction) => !moved.has(correction.paymentId));
       changed.push(...moved);
     }
     return {
@@ -210,6 +230,7 @@ export async function rebuildLedger(
       changed,
       skipped: [...skipped],
       applied: !options.dryRun && corrected.length > 0,
+      failed,
     };
   } finally {
     await scratch.close();
@@ -217,13 +238,15 @@ export async function rebuildLedger(
   }
 }
 
-/** A payment row's every column, in a fixed order: equal prints, equal rows (both backends read the same types). */
+/**
+ * A digest of a payment row's every column, in a fixed order: equal prints, equal rows (both backends read the
+ * same types). A digest, so that holding one per payment stays small on a large ledger.
+ */
 function rowPrint(payment: Payment): string {
-  return JSON.stringify(
-    Object.keys(payment)
-      .sort()
-      .map((key) => payment[key as keyof Payment]),
-  );
+  const values = Object.keys(payment)
+    .sort()
+    .map((key) => payment[key as keyof Payment]);
+  return createHash('sha256').update(JSON.stringify(values)).digest('base64');
 }
 
 const sameView = (a: PaymentStatusView, b: PaymentStatusView) => JSON.stringify(a) === JSON.stringify(b);
@@ -252,9 +275,13 @@ const STATUS_COLUMNS = [
  */
 function* correctPayments(corrections: Correction[], at: number, policy: CheckPolicy): Effect<string[]> {
   const moved: string[] = [];
-  for (const { paymentId, compared, rebuilt } of corrections) {
+  for (const { paymentId, compared, events, rebuilt } of corrections) {
     const held = yield* call('paymentById', paymentId);
-    if (!held || rowPrint(held) !== rowPrint(compared)) {
+    if (
+      !held ||
+      rowPrint(held) !== rowPrint(compared) ||
+      (yield* call('eventCountOf', paymentId)) !== events
+    ) {
       moved.push(paymentId);
       continue;
     }

@@ -259,7 +259,8 @@ export async function openPgLedger(options: OpenPgLedgerOptions): Promise<Ledger
                 .from(events)
                 .where(and(isNull(events.rawBody), isNotNull(events.rawBytes), isNotNull(events.paymentId)))
             ).map((row) => row.paymentId!),
-          activePayments: async () => db.select().from(payments).where(isNull(payments.staleAt)),
+          activePayments: async () =>
+            db.select().from(payments).where(isNull(payments.staleAt)).orderBy(asc(payments.id)),
           write: async (paymentIds, effect) => write(paymentIds.map(paymentBaseOf), effect),
         },
         // The recomputation is scratch work: an embedded SQLite file, whatever the ledger's own database.

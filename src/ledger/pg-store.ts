@@ -130,6 +130,10 @@ const sql = {
     'refunded_total',
     `select coalesce(sum("amount"), 0)::bigint as "total" from "refunds" where "payment_id" = $1 and "stage" = 'refunded'`,
   ),
+  eventCountOf: statement(
+    'event_count_of',
+    `select count(*)::bigint as "n" from "events" where "payment_id" = $1 and "outcome" != 'failed'`,
+  ),
   paymentByBase: statement(
     'payment_by_base',
     `select ${paymentColumns} from "payments" where "base" = $1 order by "captured_total" desc, "id" limit 1 for update`,
@@ -175,6 +179,7 @@ export function createPgStore(client: PoolClient): AsyncLedgerStore & { writeCha
     refundsByBase: (base) => rows(sql.refundsByBase([base])),
     refundedTotal: async (paymentId) =>
       (await first<{ total: number }>(sql.refundedTotal([paymentId])))!.total,
+    eventCountOf: async (paymentId) => (await first<{ n: number }>(sql.eventCountOf([paymentId])))!.n,
     paymentByBase: (base) => first<Payment>(sql.paymentByBase([base])),
     paymentByMerchantReference: (merchantReference) =>
       first<Payment>(sql.paymentByMerchantReference([merchantReference])),

@@ -165,7 +165,8 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
         {
           listEvents: async (filter) => listEventsQuery(db, filter),
           purgedPaymentIds: async () => purgedPaymentIds(db),
-          activePayments: async () => db.select().from(payments).where(isNull(payments.staleAt)).all(),
+          activePayments: async () =>
+            db.select().from(payments).where(isNull(payments.staleAt)).orderBy(asc(payments.id)).all(),
           // One IMMEDIATE transaction: the write lock holds every payment against the other writers.
           write: async (_paymentIds, effect) => inTransaction(db, false, () => run(effect())),
         },

@@ -108,6 +108,9 @@ function prepareStatements(sqlite: Database.Database) {
       `select sum(${r.column('amount')}) as "total" from ${r.name} ` +
         `where ${r.column('paymentId')} = ? and ${r.column('stage')} = 'refunded'`,
     ),
+    eventCountOf: sqlite.prepare(
+      `select count(*) as "n" from ${e.name} where ${e.column('paymentId')} = ? and ${e.column('outcome')} != 'failed'`,
+    ),
     paymentByBase: sqlite
       .prepare(`select ${p.selected} from ${p.name} where ${p.column('base')} = ? ${byRichest}`)
       .raw(),
@@ -140,6 +143,7 @@ export function createSqliteStore(db: Db, sqlite: Database.Database): LedgerStor
     refundsByBase: (base) => stmt.refundsByBase.all(base) as ReturnType<LedgerStore['refundsByBase']>,
     refundedTotal: (paymentId) =>
       Number((stmt.refundedTotal.get(paymentId) as { total: number | null }).total ?? 0),
+    eventCountOf: (paymentId) => (stmt.eventCountOf.get(paymentId) as { n: number }).n,
     paymentByBase: (base) => p.decode(stmt.paymentByBase.get(base)),
     paymentByMerchantReference: (merchantReference) =>
       p.decode(stmt.paymentByMerchantReference.get(merchantReference)),

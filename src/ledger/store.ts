@@ -30,6 +30,8 @@ export interface LedgerStore {
   refundsByBase(base: string): { id: string; previous: string | null }[];
   /** Sum of the refunded refunds' amounts of a payment. */
   refundedTotal(paymentId: string): number;
+  /** How many of a payment's events are not `failed` (rebuild: did an event land or get retried since?). */
+  eventCountOf(paymentId: string): number;
   /** The payment of an id base most likely to be refunded: the highest captured total first. */
   paymentByBase(base: string): Payment | undefined;
   paymentByMerchantReference(merchantReference: string): Payment | undefined;

@@ -11,7 +11,7 @@ import {
   type LedgerLocation,
   type PaymentView,
 } from '../../src/ledger';
-import { newLedgerLocation, runLedgerSql, type TestLedgerLocation } from '../helpers/ledger';
+import { newLedgerLocation, runLedgerSql, TEST_BACKEND, type TestLedgerLocation } from '../helpers/ledger';
 
 const FIXTURES = path.join(__dirname, '../fixtures');
 const REPO_ROOT = path.join(__dirname, '../..');
@@ -1136,6 +1136,59 @@ describe('rebuild', () => {
     expect(report).toMatchObject({ checked: 501, changed: [], applied: true });
     expect(report.differences).toHaveLength(501);
     expect((await ledger.counts()).paymentsByStage).toEqual({ authorised: 501 });
+  });
+
+  it('leaves a payment alone when an event that changes no row lands after the scan (a superseded one)', async () => {
+    const ledger = await buildLedger();
+    for (const step of LIFECYCLE.slice(0, 4)) await deliver(ledger, stepEvent(PAYMENT_ID, step));
+    await runLedgerSql(
+      await ledgerLocation('ledger'),
+      "UPDATE payments SET status_code = 8, status = 'REFUNDED', stage = 'refunded', rank = 60 WHERE id = ?",
+      [PAYMENT_ID],
+    );
+    const refundRequested = stepEvent(PAYMENT_ID, LIFECYCLE[4]!);
+
+    const report = await rebuildWriting(ledger, 'correct', () => deliver(ledger, refundRequested));
+
+    expect((await ledger.getEvent(refundRequested.id))?.outcome).toBe('superseded');
+    expect(report).toMatchObject(LEFT_ALONE);
+    // Corrected by the next run, with the event that came in: refund requested, not captured.
+    expect((await ledger.rebuild({ dryRun: true })).differences).toEqual([
+      expect.objectContaining({ rebuilt: expect.objectContaining({ statusCode: 81 }) }),
+    ]);
+  });
+
+  it('keeps the batches written before a failed one, and names the payments not corrected', async () => {
+    const ledger = await buildLedger();
+    const ids = Array.from({ length: 501 }, (_, i) => orderingPaymentId(i));
+    await Promise.all(ids.map((id) => deliver(ledger, stepEvent(id, LIFECYCLE[1]!))));
+    const where = await ledgerLocation('ledger');
+    await runLedgerSql(
+      where,
+      "UPDATE payments SET status_code = 0, status = 'CREATED', stage = 'created', rank = 0",
+    );
+    // The last payment by id, alone in the second batch, cannot be written.
+    const refused = ids.at(-1)!;
+    for (const statement of TEST_BACKEND === 'sqlite'
+      ? [
+          `CREATE TRIGGER refuse BEFORE UPDATE ON payments WHEN OLD.id = '${refused}' ` +
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ]
+      : [
+          "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql",
+          `CREATE TRIGGER refuse BEFORE UPDATE ON payments FOR EACH ROW WHEN (OLD.id = '${refused}') EXECUTE FUNCTION refuse()`,
+        ])
+      await runLedgerSql(where, statement);
+
+    const report = await ledger.rebuild({ dryRun: false });
+
+    expect(report.failed).toEqual({
+      error: expect.stringContaining('refused by the test'),
+      paymentIds: [refused],
+    });
+    expect(report).toMatchObject({ applied: true, changed: [] });
+    expect(report.differences).toHaveLength(500);
+    expect((await ledger.counts()).paymentsByStage).toEqual({ authorised: 500, created: 1 });
   });
 
   it('leaves a payment alone when a failed event is retried while it scans (the event keeps its seq)', async () => {
