@@ -36,7 +36,7 @@ parentPort.on('message', (id) => {
     parentPort.close();
     return;
   }
-  if (openError !== undefined) return parentPort.postMessage({ id, error: openError });
+  if (openError !== undefined) return parentPort.postMessage({ id, error: openError, fatal: true });
   try {
     parentPort.postMessage({ id, rows: readAll() });
   } catch (error) {
@@ -98,10 +98,16 @@ function spawnCountingThread<Name extends string>(path: string, queries: Record<
     if (pending.size === 0 && !stopping) thread.unref();
     return waiting;
   };
-  thread.on('message', ({ id, rows, error }: { id: number; rows?: never; error?: string }) => {
-    const waiting = settle(id);
-    if (error === undefined) waiting?.resolve(rows!);
-    else waiting?.reject(new Error(`counting the ledger failed: ${error}`));
+  thread.on('message', (reply: { id: number; rows?: never; error?: string; fatal?: boolean }) => {
+    const waiting = settle(reply.id);
+    if (reply.error === undefined) return waiting?.resolve(reply.rows!);
+    const error = new Error(`counting the ledger failed: ${reply.error}`);
+    waiting?.reject(error);
+    // It could not open the ledger: the next read tries again on a new thread.
+    if (reply.fatal) {
+      failAll(error);
+      void thread.terminate();
+    }
   });
   const failAll = (error: Error) => {
     ended = error;

@@ -125,3 +125,13 @@ it('rejects with the reason when its connection cannot be opened, and keeps reje
   await expect(reader.read()).rejects.toThrow(/counting the ledger failed/);
   await reader.stop();
 });
+
+it('counts once a ledger it could not open becomes readable (a new thread per attempt)', async () => {
+  const file = path.join(dir, 'later.db');
+  const reader = startCountsReader(file, { n: { sql: 'select count(*) from payments', params: [] } });
+  await expect(reader.read()).rejects.toThrow(/counting the ledger failed/);
+  await openSqliteLedger({ path: file }).close();
+
+  await expect(reader.read()).resolves.toEqual({ n: [[0]] });
+  await reader.stop();
+});
