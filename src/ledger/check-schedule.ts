@@ -36,6 +36,11 @@ export interface CheckFacts {
   staleAt: number | null;
 }
 
+/** A final stage that is not uncertain: nothing left for the reconciler to find out. */
+export function isConclusive(facts: Pick<CheckFacts, 'stage' | 'uncertain'>): boolean {
+  return STAGE_INFO[facts.stage].final && !facts.uncertain;
+}
+
 export type CheckPlan = { nextCheckAt: number | null; stale: false } | { nextCheckAt: null; stale: true };
 
 /**
@@ -51,7 +56,7 @@ export function planNextCheck(
 ): CheckPlan {
   if (facts.staleAt !== null) return { nextCheckAt: null, stale: false };
   if (options.refundEvent) return { nextCheckAt: now + policy.refundRecheckMs, stale: false };
-  if (STAGE_INFO[facts.stage].final && !facts.uncertain) return { nextCheckAt: null, stale: false };
+  if (isConclusive(facts)) return { nextCheckAt: null, stale: false };
   if (now - facts.firstSeenAt >= policy.giveUpMs) return { nextCheckAt: null, stale: true };
 
   const step = (ladder: readonly number[]) =>

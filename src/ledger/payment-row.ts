@@ -1,8 +1,8 @@
-import { planNextCheck, type CheckPolicy } from './check-schedule';
+import { isConclusive, planNextCheck, type CheckPolicy } from './check-schedule';
 import type { Decision } from './decide';
 import type { EventRecord, Payment } from './ledger';
 import { paymentBaseOf, type PaymentObservation } from './observation';
-import { STAGE_INFO, type Stage } from './status-table';
+import type { Stage } from './status-table';
 
 /** Stages past a capture: they imply one, even when the capture event itself arrives late and is superseded. */
 const CAPTURED_LINE: readonly Stage[] = [
@@ -126,12 +126,11 @@ export function withNextCheck(
   const checkAttempts = payment.checkAttempts + (options.polled ? 1 : 0);
   const plan = planNextCheck({ ...payment, checkAttempts }, at, policy, { refundEvent: options.refundEvent });
   const conclusive = plan.nextCheckAt === null && !plan.stale;
-  // A payment given up on that reaches a conclusive status after all no longer needs a human.
-  const settled = STAGE_INFO[payment.stage].final && !payment.uncertain;
   const next = {
     nextCheckAt: plan.nextCheckAt,
     checkAttempts: conclusive ? 0 : checkAttempts,
-    staleAt: plan.stale ? at : settled ? null : payment.staleAt,
+    // A payment given up on that reaches a conclusive status after all no longer needs a human.
+    staleAt: plan.stale ? at : isConclusive(payment) ? null : payment.staleAt,
   };
   const same = (Object.keys(next) as (keyof typeof next)[]).every((key) => next[key] === payment[key]);
   return { payment: same ? payment : { ...payment, ...next }, stale: plan.stale };
