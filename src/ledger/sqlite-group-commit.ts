@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { PaymentRowCache } from './sqlite-payment-cache';
 
 interface Queued {
   work: () => unknown;
@@ -30,19 +31,20 @@ export interface GroupCommit {
  *   transaction back (disk full, I/O error), every promise of the batch rejects and none of it is kept, so
  *   BullMQ retries all of those jobs.
  */
-export function createGroupCommit(sqlite: Database.Database): GroupCommit {
+export function createGroupCommit(sqlite: Database.Database, cache?: PaymentRowCache): GroupCommit {
   let queue: Queued[] = [];
   let pieceThrew = false;
-  const inOneGo = sqlite.transaction((batch: Queued[]) =>
-    batch.map((queued): Outcome => {
+  const inOneGo = sqlite.transaction((batch: Queued[]) => {
+    cache?.begin();
+    return batch.map((queued): Outcome => {
       try {
         return { ok: true, value: queued.work() };
       } catch (error) {
         pieceThrew = true;
         throw error;
       }
-    }),
-  );
+    });
+  });
   // Called inside a transaction, a better-sqlite3 transaction function runs in a savepoint.
   const inSavepoint = sqlite.transaction((work: () => unknown) => work());
   const pieceBySavepoint = sqlite.transaction((batch: Queued[]) =>
@@ -58,8 +60,11 @@ export function createGroupCommit(sqlite: Database.Database): GroupCommit {
   const runBatch = (batch: Queued[]): Outcome[] => {
     pieceThrew = false;
     try {
-      return inOneGo.immediate(batch);
+      const outcomes = inOneGo.immediate(batch);
+      cache?.end(true);
+      return outcomes;
     } catch (error) {
+      cache?.end(false);
       if (!pieceThrew) throw error;
       return pieceBySavepoint.immediate(batch);
     }

@@ -13,6 +13,7 @@ import { eventColumns } from './event-row';
 import { rebuildLedger, replayStoredEvent } from './operations';
 import { register, release } from './registration';
 import { inTransaction, listActionsQuery, listEventsQuery, recordActionQuery } from './sqlite-operations';
+import { createPaymentRowCache } from './sqlite-payment-cache';
 import { createGroupCommit, type GroupCommit } from './sqlite-group-commit';
 import { createSqliteStore, type Db } from './sqlite-store';
 import { startCheckpointer } from './sqlite-checkpointer';
@@ -80,8 +81,9 @@ export function openSqliteLedger(options: OpenSqliteLedgerOptions): Ledger {
   migrateWithRetry(db);
   const now = options.now ?? Date.now;
   const policy = options.checkPolicy ?? DEFAULT_CHECK_POLICY;
-  const store = createSqliteStore(db, sqlite);
-  const group = createGroupCommit(sqlite);
+  const paymentCache = createPaymentRowCache(sqlite);
+  const store = createSqliteStore(db, sqlite, paymentCache);
+  const group = createGroupCommit(sqlite, paymentCache);
   const checkpointer =
     options.backgroundCheckpointMs === undefined
       ? undefined

@@ -4,6 +4,8 @@ import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type * as schema from './schema';
 import { drifts, events, payments, refunds, stateChanges } from './schema';
+import type { Payment } from './ledger';
+import type { PaymentRowCache } from './sqlite-payment-cache';
 import type { LedgerStore } from './store';
 
 export type Db = BetterSQLite3Database<typeof schema>;
@@ -124,17 +126,33 @@ function prepareStatements(sqlite: Database.Database) {
  * The ledger store on SQLite. Its statements run on the connection, so they take part in whatever transaction
  * (and savepoint) the connection is in.
  */
-export function createSqliteStore(db: Db, sqlite: Database.Database): LedgerStore {
+export function createSqliteStore(db: Db, sqlite: Database.Database, cache?: PaymentRowCache): LedgerStore {
   const stmt = prepareStatements(sqlite);
   const { newEvent, p, c, d, r } = stmt.tables;
+  const readPayment = (paymentId: string) => p.decode<Payment>(stmt.paymentById.get(paymentId));
+  const updatePayment = changedColumnsUpdate<Payment>(sqlite, p);
   return {
     eventById: (eventId) => stmt.eventById.get(eventId) as ReturnType<LedgerStore['eventById']>,
     countDelivery: (seq) => void stmt.countDelivery.run(seq),
     insertEvent: (columns) => Number(stmt.insertEvent.run(newEvent.values(columns)).lastInsertRowid),
     updateEvent: (seq, columns) => void db.update(events).set(columns).where(eq(events.seq, seq)).run(),
-    paymentById: (paymentId) => p.decode(stmt.paymentById.get(paymentId)),
-    insertPayment: (payment) => void stmt.insertPayment.run(p.values(payment)),
-    updatePayment: changedColumnsUpdate(sqlite, p),
+    paymentById: cache
+      ? (paymentId) => {
+          const cached = cache.get(paymentId);
+          if (cached) return cached;
+          const payment = readPayment(paymentId);
+          if (payment) cache.put(payment);
+          return payment;
+        }
+      : readPayment,
+    insertPayment: (payment) => {
+      stmt.insertPayment.run(p.values(payment));
+      cache?.put(payment);
+    },
+    updatePayment: (before, after) => {
+      updatePayment(before, after);
+      cache?.put(after);
+    },
     insertChange: (change) => void stmt.insertChange.run(c.values(change)),
     insertDrift: (drift) => void stmt.insertDrift.run(d.values(drift)),
     refundById: (refundId) => r.decode(stmt.refundById.get(refundId)),

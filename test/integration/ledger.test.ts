@@ -1218,6 +1218,22 @@ describe('rebuild', () => {
   });
 });
 
+describe('a payment written between two events by the same ledger handle', () => {
+  // On SQLite the status worker keeps the rows its batches wrote (sqlite-payment-cache.ts): a release written on
+  // the same connection outside a batch must still be seen by the next event.
+  it('a release is seen by the refund that follows it', async () => {
+    const ledger = await buildLedger();
+    for (const step of LIFECYCLE.slice(0, 4)) await deliver(ledger, stepEvent(PAYMENT_ID, step));
+    expect((await ledger.releasePayment(PAYMENT_ID, 'captured')).outcome).toBe('released');
+    const refunded = await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[5] as Step));
+    expect(refunded).toMatchObject({ outcome: 'applied', reversedAfterRelease: true });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      stage: 'refunded',
+      reversedAfterRelease: true,
+    });
+  });
+});
+
 describe('several ledgers on one store (one SQLite file, one PostgreSQL database)', () => {
   /** A payment's status events plus two refunds (300 and 200), all under the order reference of its base. */
   function paymentWithRefunds(base: string, steps: readonly Step[]): Envelope[] {
