@@ -2,7 +2,8 @@
 /**
  * `paystate`: the on-call CLI. Works directly against REDIS_URL and LEDGER_PATH (and the rest of the service's
  * environment, parsed by loadConfig). Every command prints a table, or JSON with --json; every failure is one
- * line on stderr and a non-zero exit (1, or 2 for bad arguments), with a stack trace only under --verbose.
+ * line on stderr and a non-zero exit (1; 2 for bad arguments; 3 for a rebuild that left work undone), with a
+ * stack trace only under --verbose.
  */
 import { Command, CommanderError } from 'commander';
 import { registerActionsCommand } from './actions';

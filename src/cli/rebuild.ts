@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context';
 import { actorOf, actorOption, reasonOption } from './options';
+import type { RebuildReport } from '../ledger';
 import { CliError, printJson, printLine, printTable, stateText, UsageError } from './output';
 
 export function registerRebuildCommand(program: Command, ctx: CliContext): void {
@@ -27,12 +28,7 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
           })
         : null;
       // The corrections written are recorded above even when a later batch failed; then the command fails.
-      const failure = report.failed
-        ? new CliError(
-            `correcting stopped at a failed transaction (${report.failed.error}); ` +
-              `${report.failed.paymentIds.length} payment(s) not corrected: run it again`,
-          )
-        : undefined;
+      const failure = rebuildFailure(report);
       if (command.optsWithGlobals().json) {
         printJson({ ...report, actionId: action?.id ?? null });
         if (failure) throw failure;
@@ -62,4 +58,28 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
       );
       if (failure) throw failure;
     });
+}
+
+/** Exit code of a rebuild that left work undone: a script must not read it as "the ledger matches its events". */
+export const REBUILD_INCOMPLETE_EXIT_CODE = 3;
+
+/**
+ * How a rebuild that left payments behind ends: 1 when a correction batch failed; 3 when payments were written
+ * to while it ran and were left as they are (their difference, if any, is unknown until it runs again).
+ */
+export function rebuildFailure(report: RebuildReport): CliError | undefined {
+  if (report.failed) {
+    return new CliError(
+      `correcting stopped at a failed transaction (${report.failed.error}); ` +
+        `${report.failed.paymentIds.length} payment(s) not corrected: run it again`,
+    );
+  }
+  if (report.changed.length) {
+    return new CliError(
+      `${report.changed.length} payment(s) written to while the rebuild ran were not compared or corrected: ` +
+        'run it again',
+      { exitCode: REBUILD_INCOMPLETE_EXIT_CODE },
+    );
+  }
+  return undefined;
 }
