@@ -34,6 +34,8 @@ export interface CheckFacts {
   /** Polls since the last conclusive status, this one included. */
   checkAttempts: number;
   staleAt: number | null;
+  /** A poll a refund event asked for (see refundCheckAt in schema.ts). */
+  refundCheckAt: number | null;
 }
 
 /** A final stage that is not uncertain: nothing left for the reconciler to find out. */
@@ -44,18 +46,19 @@ export function isConclusive(facts: Pick<CheckFacts, 'stage' | 'uncertain'>): bo
 export type CheckPlan = { nextCheckAt: number | null; stale: false } | { nextCheckAt: null; stale: true };
 
 /**
- * When to ask the platform next. A conclusive status (a final stage, not uncertain) needs no check, except
- * right after a refund event. Before the first poll the check lands just before the goods are due; after
- * each poll that found nothing conclusive it climbs the ladder, faster for the uncertain and waiting codes.
+ * When to ask the platform next. A conclusive status (a final stage, not uncertain) needs no check of its own;
+ * a refund event's check (`refundCheckAt`) stands whatever the status, and the earlier of the two wins. Before
+ * the first poll the check lands just before the goods are due; after each poll that found nothing conclusive
+ * it climbs the ladder, faster for the uncertain and waiting codes.
  */
-export function planNextCheck(
-  facts: CheckFacts,
-  now: number,
-  policy: CheckPolicy,
-  options: { refundEvent?: boolean } = {},
-): CheckPlan {
+export function planNextCheck(facts: CheckFacts, now: number, policy: CheckPolicy): CheckPlan {
   if (facts.staleAt !== null) return { nextCheckAt: null, stale: false };
-  if (options.refundEvent) return { nextCheckAt: now + policy.refundRecheckMs, stale: false };
+  const plan = planStatusCheck(facts, now, policy);
+  if (plan.stale || facts.refundCheckAt === null) return plan;
+  return { nextCheckAt: Math.min(plan.nextCheckAt ?? Infinity, facts.refundCheckAt), stale: false };
+}
+
+function planStatusCheck(facts: CheckFacts, now: number, policy: CheckPolicy): CheckPlan {
   if (isConclusive(facts)) return { nextCheckAt: null, stale: false };
   if (now - facts.firstSeenAt >= policy.giveUpMs) return { nextCheckAt: null, stale: true };
 

@@ -100,6 +100,7 @@ export function newPayment(
     nextCheckAt: null,
     checkAttempts: 0,
     staleAt: null,
+    refundCheckAt: null,
     firstSeenAt: at,
     updatedAt: at,
     ...known,
@@ -107,8 +108,9 @@ export function newPayment(
 }
 
 export interface NextCheckOptions {
-  /** This observation is a poll: the ladder climbs one step. */
+  /** This observation is a poll: the ladder climbs one step, and a refund event's check is done. */
   polled?: boolean;
+  /** A refund event was applied: ask the platform for its Operations soon. */
   refundEvent?: boolean;
 }
 
@@ -124,10 +126,16 @@ export function withNextCheck(
   options: NextCheckOptions = {},
 ): { payment: Payment; stale: boolean } {
   const checkAttempts = payment.checkAttempts + (options.polled ? 1 : 0);
-  const plan = planNextCheck({ ...payment, checkAttempts }, at, policy, { refundEvent: options.refundEvent });
+  const refundCheckAt = options.refundEvent
+    ? at + policy.refundRecheckMs
+    : options.polled
+      ? null
+      : payment.refundCheckAt;
+  const plan = planNextCheck({ ...payment, checkAttempts, refundCheckAt }, at, policy);
   const conclusive = plan.nextCheckAt === null && !plan.stale;
   const next = {
     nextCheckAt: plan.nextCheckAt,
+    refundCheckAt,
     checkAttempts: conclusive ? 0 : checkAttempts,
     // A payment given up on that reaches a conclusive status after all no longer needs a human.
     staleAt: plan.stale ? at : isConclusive(payment) ? null : payment.staleAt,

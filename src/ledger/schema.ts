@@ -56,6 +56,11 @@ export const payments = sqliteTable(
     checkAttempts: integer('check_attempts').notNull().default(0),
     /** Set when the reconciler gave up (RECONCILE_GIVE_UP): a human must look. */
     staleAt: epochMs('stale_at'),
+    /**
+     * A refund event asked for a poll by then (partial refunds are only reliably totalled from Operations). Kept
+     * apart from the status's own plan so that a later status change does not cancel it; the next poll clears it.
+     */
+    refundCheckAt: epochMs('refund_check_at'),
     firstSeenAt: epochMs('first_seen_at').notNull(),
     updatedAt: epochMs('updated_at').notNull(),
   },

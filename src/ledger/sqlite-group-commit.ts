@@ -59,15 +59,17 @@ export function createGroupCommit(sqlite: Database.Database, cache?: PaymentRowC
   );
   const runBatch = (batch: Queued[]): Outcome[] => {
     pieceThrew = false;
+    let outcomes: Outcome[];
     try {
-      const outcomes = inOneGo.immediate(batch);
-      cache?.end(true);
-      return outcomes;
+      outcomes = inOneGo.immediate(batch);
     } catch (error) {
+      // Off before the pieces run again one by one: a piece rolled back to its savepoint may have cached its row.
       cache?.end(false);
       if (!pieceThrew) throw error;
       return pieceBySavepoint.immediate(batch);
     }
+    cache?.end(true);
+    return outcomes;
   };
 
   const flush = () => {

@@ -4,7 +4,7 @@ import type { Payment } from './ledger';
 export interface PaymentRowCache {
   /** At the start of a group-commit batch, inside its write transaction: from here the cache may answer. */
   begin(): void;
-  /** When the batch ends: kept only if it committed. */
+  /** When the batch ends, committed or not: from here the cache answers nothing until the next `begin`. */
   end(committed: boolean): void;
   get(paymentId: string): Payment | undefined;
   /** A row as it now stands in this transaction (just read, inserted or updated). */
@@ -18,8 +18,10 @@ export interface PaymentRowCache {
  * - another connection's commit (the scheduler, the CLI, another worker) moves `PRAGMA data_version`; the batch
  *   holds the write lock (BEGIN IMMEDIATE), so nothing else can commit while the cache answers;
  * - any other write on this connection (an operator's replay, a dry run rolled back) moves `total_changes()`;
- * - a batch that did not commit, or ran piece by piece after a piece threw, empties it.
+ * - so does a batch that did not commit as it ran, since it cached only rows it read or wrote (a row only read
+ *   is the committed one); the cache is off while its pieces run again one by one.
  * Rows are frozen: they are shared with the apply code, which builds new rows and never changes one it read.
+ * They must be the rows as stored: the store writes and reads each column as it holds it (see sqlTable).
  */
 export function createPaymentRowCache(sqlite: Database.Database, capacity = 4096): PaymentRowCache {
   const rows = new Map<string, Payment>();
@@ -37,12 +39,7 @@ export function createPaymentRowCache(sqlite: Database.Database, capacity = 4096
     },
     end(committed) {
       active = false;
-      if (committed) {
-        seenChanges = totalChanges.get();
-      } else {
-        rows.clear();
-        seenChanges = undefined;
-      }
+      if (committed) seenChanges = totalChanges.get();
     },
     get: (paymentId) => (active ? rows.get(paymentId) : undefined),
     put(payment) {

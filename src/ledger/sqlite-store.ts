@@ -15,8 +15,8 @@ type Row = Record<string, unknown>;
 /**
  * The apply path's statements run on better-sqlite3 directly: through drizzle each call re-encodes every
  * placeholder and re-maps every column in JavaScript, which cost more than running the statement. The SQL is
- * written from the drizzle schema, so names cannot drift, and values are encoded as drizzle's prepared
- * statements did: a boolean column (`mode: 'boolean'`) is written `value ? 1 : 0` and read `Number(value) === 1`.
+ * written from the drizzle schema, so names cannot drift, and values are encoded as drizzle does: a boolean
+ * column (`mode: 'boolean'`) is written `value ? 1 : 0` and read `Number(value) === 1`, null as null.
  */
 function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const columns = Object.entries(getTableColumns(table))
@@ -32,9 +32,12 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
     inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
     keys,
-    /** The values of `row` bound by position (named binding looks each name up through V8's C++ API). */
+    /**
+     * The values of `row` bound by position (named binding looks each name up through V8's C++ API). A null flag
+     * stays null ("not said"), as drizzle and the PostgreSQL ledger store it.
+     */
     values: (row: Row, of: readonly string[] = keys): unknown[] =>
-      of.map((key) => (flags.has(key) ? (row[key] ? 1 : 0) : row[key])),
+      of.map((key) => (flags.has(key) && row[key] !== null ? (row[key] ? 1 : 0) : row[key])),
     /** A row read as an array (better-sqlite3 builds a row object through its C++ API, ~2× slower). */
     decode: <T>(values: unknown): T | undefined => {
       if (values === undefined) return undefined;

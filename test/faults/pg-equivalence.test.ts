@@ -362,9 +362,8 @@ describe('issue 8, Done when: the same deliveries on PostgreSQL and on SQLite', 
       const standingDiffs: string[] = [];
       const burstIds = new Set(plan.burst.map((p) => p.paymentId));
       for (const [id, expectedView] of a.standing) {
-        // A refund event asks for a prompt re-check that a later conclusive status clears, so after a race the
-        // schedule depends on which came last (as documented in test/integration/ledger.test.ts): compared
-        // outside the bursts only.
+        // After a race the schedule depends on the order and times of the writes (as documented in
+        // test/integration/ledger.test.ts): compared outside the bursts only.
         const withoutSchedule = (view: ReturnType<typeof standingOf>) =>
           view && burstIds.has(id) ? { ...view, nextCheckPlanned: undefined } : view;
         const expected = withoutSchedule(expectedView);

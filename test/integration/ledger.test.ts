@@ -171,8 +171,9 @@ function deliver(
 /** A payment's state without the wall-clock columns and the event statistics. */
 function stateOf(view: PaymentView | undefined) {
   if (!view) return undefined;
-  // The reconciler's schedule depends on when events arrived (a refund event asks for a prompt re-check that a
-  // later conclusive webhook clears), so it is not part of the state that must not depend on order.
+  // The reconciler's schedule depends on when events arrived (a refund event asks for a prompt re-check, and
+  // a poll ladder climbs from the time of each write), so it is not part of the state that must not depend on
+  // order.
   const {
     firstSeenAt: _f,
     updatedAt: _u,
@@ -180,6 +181,7 @@ function stateOf(view: PaymentView | undefined) {
     lastEventAt: _l,
     nextCheckAt: _n,
     checkAttempts: _a,
+    refundCheckAt: _r,
     ...state
   } = view;
   return state;
@@ -619,6 +621,20 @@ function withDuplicates(paymentId: string, order: Step[], i: number): PaymentEnv
 }
 
 describe('transitions', () => {
+  it('keeps a flag the event did not send as null ("not said"), one it sent as false as false', async () => {
+    const ledger = await buildLedger();
+    const envelope = stepEvent(PAYMENT_ID, LIFECYCLE[1]!);
+    const so = envelope.payment.statusOutput;
+    delete so.isAuthorized;
+    delete so.isCancellable;
+    await deliver(ledger, envelope);
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      isAuthorized: null,
+      isCancellable: null,
+      isRefundable: false,
+    });
+  });
+
   it('records a superseded event without touching the payment or writing a state change', async () => {
     const ledger = await buildLedger();
     for (const step of [LIFECYCLE[0], LIFECYCLE[1], LIFECYCLE[3]] as Step[]) {

@@ -178,6 +178,56 @@ describe('reconciler', () => {
     expect(JSON.parse(drifts[0]!.ledgerView)).toMatchObject({ stage: 'expected' });
   });
 
+  it("keeps a refund event's check through the payment's own refunded webhook, and polls the refunds it missed", async () => {
+    await start({ leadMs: 60_000, refundRecheckMs: 1_000 });
+    const paymentId = '5100000007_0';
+    simulator.createPayment({ paymentId, amount: 1500 });
+    const refundId = simulator.refundPayment(paymentId, { amount: 400 }).Operations.at(-1)!.id;
+    simulator.refundPayment(paymentId, { amount: 1100 });
+    await applyWebhook('captured', paymentId, 9, '20261127100000');
+    expect((await ledger.getPayment(paymentId))?.nextCheckAt).toBeNull();
+
+    // Only the first refund's webhook arrives, then the payment's own conclusive `refunded`.
+    const refundEnvelope = {
+      apiVersion: 'v1',
+      created: '2026-11-27T10:01:00.000+01:00',
+      id: 'refund-1',
+      merchantId: CREDENTIALS.merchantId,
+      type: 'refund.refunded',
+      refund: {
+        id: refundId,
+        status: 'REFUNDED',
+        refundOutput: { amountOfMoney: { amount: 400, currencyCode: 'EUR' } },
+        statusOutput: {
+          statusCode: 8,
+          statusCategory: 'REFUNDED',
+          statusCodeChangeDateTime: '20261127100100',
+        },
+      },
+    };
+    await ledger.apply({
+      event: {
+        eventId: 'refund-1',
+        source: 'webhook',
+        type: 'refund.refunded',
+        keyId: 'k',
+        signature: 's',
+        rawBody: '{}',
+        rawIndex: null,
+        receivedAt: Date.now(),
+      },
+      reading: readWebhookEvent(refundEnvelope),
+    });
+    await applyWebhook('refunded', paymentId, 8, '20261127100200');
+    const refunded = (await ledger.getPayment(paymentId))!;
+    expect(refunded).toMatchObject({ stage: 'refunded', refundedTotal: 400 });
+    expect(refunded.nextCheckAt).not.toBeNull();
+
+    await waitFor(async () => (await ledger.getPayment(paymentId))?.refundedTotal === 1500);
+    expect(await ledger.getPayment(paymentId)).toMatchObject({ lastSource: 'poll', nextCheckAt: null });
+    expect(simulator.detailsCalls(paymentId)).toBe(1);
+  });
+
   it('records a 404 and keeps climbing the ladder instead of retrying forever', async () => {
     await start({ leadMs: 60_000, ladderMs: [60_000] });
     await register('5100000005_0', 1_000);

@@ -1,0 +1,1 @@
+ALTER TABLE `payments` ADD `refund_check_at` integer;
