@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storedText } from './text';
 
 export const zPaymentId = z
   .string()
@@ -7,7 +8,7 @@ export const zPaymentId = z
 /** POST /v1/payments: what the shop knows right after its CreatePayment call. */
 export const zRegisterPaymentBody = z.strictObject({
   paymentId: zPaymentId,
-  merchantReference: z.string().min(1).max(128),
+  merchantReference: storedText(z.string().min(1).max(128)),
   amount: z.number().int().nonnegative(),
   currency: z.string().regex(/^[A-Z]{3}$/, 'expected an ISO 4217 code such as EUR'),
   fulfilmentDueAt: z.iso.datetime({ offset: true }).optional(),
@@ -15,7 +16,7 @@ export const zRegisterPaymentBody = z.strictObject({
 export type RegisterPaymentBody = z.infer<typeof zRegisterPaymentBody>;
 
 export const zPaymentsQuery = z.strictObject({
-  merchantReference: z.string().min(1).max(128),
+  merchantReference: storedText(z.string().min(1).max(128)),
 });
 
 export const zChangesQuery = z.strictObject({

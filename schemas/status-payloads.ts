@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storedText } from './text';
 
 /** `yyyyMMddHHmmss`, platform time. */
 const zChangeTime = z.string().regex(/^\d{14}$/, 'expected yyyyMMddHHmmss');
@@ -26,11 +27,11 @@ const zStatusOutput = z.looseObject({
   errors: z.array(zStatusError).optional(),
 });
 
-const zReferences = z.looseObject({ merchantReference: z.string().optional() });
+const zReferences = z.looseObject({ merchantReference: storedText(z.string()).optional() });
 
 /** The `payment` object of a webhook, and the body of GetPayment / GetPaymentDetails. */
 export const zPaymentPayload = z.looseObject({
-  id: z.string().min(1).max(64),
+  id: storedText(z.string().min(1).max(64)),
   status: z.string().optional(),
   statusOutput: zStatusOutput,
   paymentOutput: z
@@ -45,7 +46,7 @@ export type PaymentPayload = z.infer<typeof zPaymentPayload>;
 
 /** The `refund` object of a webhook. It names no payment id; the refund id's base links it. */
 export const zRefundPayload = z.looseObject({
-  id: z.string().min(1).max(64),
+  id: storedText(z.string().min(1).max(64)),
   status: z.string().optional(),
   statusOutput: zStatusOutput,
   refundOutput: z
@@ -59,7 +60,7 @@ export type RefundPayload = z.infer<typeof zRefundPayload>;
 
 /** One entry of GetPaymentDetails `Operations`: an authorisation, capture, refund or cancel. */
 export const zOperation = z.looseObject({
-  id: z.string().min(1).max(64),
+  id: storedText(z.string().min(1).max(64)),
   status: z.string().optional(),
   statusOutput: zStatusOutput,
   amountOfMoney: zAmountOfMoney.optional(),

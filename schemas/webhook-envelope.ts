@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storedText } from './text';
 
 const zPayload = z.record(z.string(), z.unknown()).optional();
 
@@ -9,7 +10,7 @@ const zPayload = z.record(z.string(), z.unknown()).optional();
 export const zWebhookEvent = z
   .looseObject({
     apiVersion: z.string(),
-    id: z.string().min(1).max(128),
+    id: storedText(z.string().min(1).max(128)),
     type: z.string().min(1).max(128),
     created: z.string().min(1),
     merchantId: z.string().min(1),

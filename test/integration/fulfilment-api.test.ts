@@ -95,6 +95,7 @@ describe('POST /v1/payments', () => {
     [{ ...registration, currency: 'euro' }, 'currency'],
     [{ ...registration, fulfilmentDueAt: 'tomorrow' }, 'fulfilmentDueAt'],
     [{ ...registration, paymentId: 'has space' }, 'paymentId'],
+    [{ ...registration, merchantReference: 'order-\ud800' }, 'merchantReference'],
     [{ ...registration, surprise: true }, 'surprise'],
   ])('answers 400 naming the bad field (%#)', async (body, field) => {
     const res = await api('POST', '/v1/payments', body);

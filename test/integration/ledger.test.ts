@@ -958,6 +958,28 @@ describe('invalid payloads', () => {
     expect(await ledger.getPayment(PAYMENT_ID)).toBeUndefined();
   });
 
+  it.each([
+    ['payment.id', (envelope: PaymentEnvelope) => (envelope.payment.id = '3254564310\ud800_0')],
+    [
+      'payment.paymentOutput.references.merchantReference',
+      (envelope: PaymentEnvelope) =>
+        (envelope.payment.paymentOutput.references = { merchantReference: 'order-\udc00' }),
+    ],
+  ])(
+    'records a payment whose %s holds a lone surrogate as invalid: stored, it would not match',
+    async (field, breakIt) => {
+      const ledger = await buildLedger();
+      const envelope = paymentEvent({ eventId: 'evt-bad', statusCode: 9, changeTime: T4 });
+      breakIt(envelope);
+
+      const result = await deliver(ledger, envelope);
+
+      expect(result).toMatchObject({ outcome: 'invalid', paymentId: null });
+      expect(result.reason).toBe(`${field}: not well-formed Unicode text (a lone surrogate)`);
+      expect(await ledger.getPayment(PAYMENT_ID)).toBeUndefined();
+    },
+  );
+
   it('records a refund without a statusCode as invalid, naming the field', async () => {
     const ledger = await buildLedger();
     const envelope = refundEvent({

@@ -118,6 +118,16 @@ describe('parseWebhookBody', () => {
       });
     });
 
+    it('an id with a lone surrogate (stored as other characters), naming the field', () => {
+      const result = parseWebhookBody(event({ id: 'evt-\ud800' }));
+      expect(result).toMatchObject({
+        ok: false,
+        error: 'invalid_envelope',
+        message: expect.stringMatching(/^id: not well-formed Unicode text/),
+      });
+      expect(parseWebhookBody(event({ id: 'evt-😀' }))).toMatchObject({ ok: true });
+    });
+
     it('a missing merchantId inside an array, naming index and field', () => {
       const result = parseWebhookBody([event(), event({ merchantId: undefined })]);
       expect(result).toMatchObject({
