@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { storedText } from './text';
+import { hasLoneSurrogate, storedText } from './text';
 
 /** `yyyyMMddHHmmss`, platform time. */
 const zChangeTime = z.string().regex(/^\d{14}$/, 'expected yyyyMMddHHmmss');
@@ -27,7 +27,15 @@ const zStatusOutput = z.looseObject({
   errors: z.array(zStatusError).optional(),
 });
 
-const zReferences = z.looseObject({ merchantReference: storedText(z.string()).optional() });
+/** A reference that could not be stored as sent is read as absent: the status it came with still counts. */
+const zReferences = z.looseObject({
+  merchantReference: z
+    .string()
+    .optional()
+    .transform((reference) =>
+      reference !== undefined && hasLoneSurrogate(reference) ? undefined : reference,
+    ),
+});
 
 /** The `payment` object of a webhook, and the body of GetPayment / GetPaymentDetails. */
 export const zPaymentPayload = z.looseObject({

@@ -3,7 +3,7 @@ import type { PaymentStatusView } from '../ledger';
 /** A failure the operator can act on: printed as one line on stderr, never with a stack unless --verbose. */
 export class CliError extends Error {
   override name = 'CliError';
-  /** 1 for a failure, 2 for a usage error (bad or missing arguments). */
+  /** 1 for a failure, 2 for a usage error (bad or missing arguments), 3 for a rebuild that left work undone. */
   readonly exitCode: number;
 
   constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {

@@ -64,22 +64,20 @@ export function registerRebuildCommand(program: Command, ctx: CliContext): void 
 export const REBUILD_INCOMPLETE_EXIT_CODE = 3;
 
 /**
- * How a rebuild that left payments behind ends: 1 when a correction batch failed; 3 when payments were written
- * to while it ran and were left as they are (their difference, if any, is unknown until it runs again).
+ * How a rebuild that left payments behind ends: 1 when a correction batch failed (naming the payments written to
+ * meanwhile too); else 3 when payments were written to while it ran and were left as they are (their
+ * difference, if any, is unknown until it runs again).
  */
 export function rebuildFailure(report: RebuildReport): CliError | undefined {
+  const changed = report.changed.length
+    ? `${report.changed.length} payment(s) written to while the rebuild ran were not compared or corrected`
+    : undefined;
   if (report.failed) {
     return new CliError(
       `correcting stopped at a failed transaction (${report.failed.error}); ` +
-        `${report.failed.paymentIds.length} payment(s) not corrected: run it again`,
+        `${report.failed.paymentIds.length} payment(s) not corrected${changed ? `; ${changed}` : ''}: run it again`,
     );
   }
-  if (report.changed.length) {
-    return new CliError(
-      `${report.changed.length} payment(s) written to while the rebuild ran were not compared or corrected: ` +
-        'run it again',
-      { exitCode: REBUILD_INCOMPLETE_EXIT_CODE },
-    );
-  }
+  if (changed) return new CliError(`${changed}: run it again`, { exitCode: REBUILD_INCOMPLETE_EXIT_CODE });
   return undefined;
 }

@@ -54,8 +54,10 @@ export type CheckPlan = { nextCheckAt: number | null; stale: false } | { nextChe
 export function planNextCheck(facts: CheckFacts, now: number, policy: CheckPolicy): CheckPlan {
   if (facts.staleAt !== null) return { nextCheckAt: null, stale: false };
   const plan = planStatusCheck(facts, now, policy);
-  if (plan.stale || facts.refundCheckAt === null) return plan;
-  return { nextCheckAt: Math.min(plan.nextCheckAt ?? Infinity, facts.refundCheckAt), stale: false };
+  if (facts.refundCheckAt === null) return plan;
+  // The refund's poll comes first; giving up waits for it.
+  const statusCheckAt = plan.stale ? null : plan.nextCheckAt;
+  return { nextCheckAt: Math.min(statusCheckAt ?? Infinity, facts.refundCheckAt), stale: false };
 }
 
 function planStatusCheck(facts: CheckFacts, now: number, policy: CheckPolicy): CheckPlan {

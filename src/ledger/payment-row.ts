@@ -114,6 +114,13 @@ export interface NextCheckOptions {
   refundEvent?: boolean;
 }
 
+function refundCheckAfter(payment: Payment, at: number, policy: CheckPolicy, options: NextCheckOptions) {
+  if (options.refundEvent) return at + policy.refundRecheckMs;
+  // Only a poll made once the refund's check was due answers it: one fetched before the refund may not know it.
+  const answered = options.polled && payment.refundCheckAt !== null && payment.refundCheckAt <= at;
+  return answered ? null : payment.refundCheckAt;
+}
+
 /**
  * Keeps nextCheckAt in step with the payment after every write: the sweep then reads only due rows. A poll
  * climbs the ladder one step; a conclusive status resets it. `stale`: the payment was just given up. The plan
@@ -126,19 +133,16 @@ export function withNextCheck(
   options: NextCheckOptions = {},
 ): { payment: Payment; stale: boolean } {
   const checkAttempts = payment.checkAttempts + (options.polled ? 1 : 0);
-  const refundCheckAt = options.refundEvent
-    ? at + policy.refundRecheckMs
-    : options.polled
-      ? null
-      : payment.refundCheckAt;
-  const plan = planNextCheck({ ...payment, checkAttempts, refundCheckAt }, at, policy);
+  const refundCheckAt = refundCheckAfter(payment, at, policy, options);
+  // A payment given up on that reaches a conclusive status after all no longer needs a human.
+  const staleAt = isConclusive(payment) ? null : payment.staleAt;
+  const plan = planNextCheck({ ...payment, checkAttempts, refundCheckAt, staleAt }, at, policy);
   const conclusive = plan.nextCheckAt === null && !plan.stale;
   const next = {
     nextCheckAt: plan.nextCheckAt,
     refundCheckAt,
     checkAttempts: conclusive ? 0 : checkAttempts,
-    // A payment given up on that reaches a conclusive status after all no longer needs a human.
-    staleAt: plan.stale ? at : isConclusive(payment) ? null : payment.staleAt,
+    staleAt: plan.stale ? at : staleAt,
   };
   const same = (Object.keys(next) as (keyof typeof next)[]).every((key) => next[key] === payment[key]);
   return { payment: same ? payment : { ...payment, ...next }, stale: plan.stale };

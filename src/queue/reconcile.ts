@@ -21,8 +21,10 @@ export interface PaymentDetailsSource {
 }
 
 /**
- * Poll jobs are kept an hour after they end: a job id is per payment and attempt, so a sweep that runs again
- * before the poll made progress adds nothing, and a failed poll can be tried again an hour later.
+ * Poll jobs are kept an hour after they end: a job id is per payment, attempt and planned time, so a sweep that
+ * runs again before the poll made progress adds nothing, and a failed poll can be tried again an hour later. The
+ * planned time tells apart two checks of one attempt: a conclusive payment's attempts start again at 0 after
+ * each poll, so a second refund within the hour would otherwise meet the first one's finished job.
  */
 const POLL_JOB_OPTIONS: JobsOptions = {
   attempts: 3,
@@ -31,8 +33,8 @@ const POLL_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 3600 },
 };
 
-export function pollJobId(paymentId: string, attempt: number): string {
-  return `poll-${paymentId}-${attempt}`;
+export function pollJobId(paymentId: string, attempt: number, plannedAt: number): string {
+  return `poll-${paymentId}-${attempt}-${plannedAt}`;
 }
 
 export interface SweepOptions {
@@ -49,10 +51,10 @@ export async function sweepDuePayments(options: SweepOptions): Promise<{ due: nu
   const due = await options.ledger.listDueChecks((options.now ?? Date.now)(), options.cap);
   if (due.length) {
     await options.polls.addBulk(
-      due.map(({ paymentId, checkAttempts }) => ({
+      due.map(({ paymentId, checkAttempts, nextCheckAt }) => ({
         name: 'poll',
         data: { paymentId, attempt: checkAttempts + 1 },
-        opts: { ...POLL_JOB_OPTIONS, jobId: pollJobId(paymentId, checkAttempts + 1) },
+        opts: { ...POLL_JOB_OPTIONS, jobId: pollJobId(paymentId, checkAttempts + 1, nextCheckAt) },
       })),
     );
     options.log.info('reconcile sweep', { due: due.length, cap: options.cap });

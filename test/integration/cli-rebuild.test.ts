@@ -4,8 +4,8 @@ import path from 'node:path';
 import { buildProgram } from '../../src/cli/main';
 import type { CliContext } from '../../src/cli/context';
 import { CliError } from '../../src/cli/output';
-import { REBUILD_INCOMPLETE_EXIT_CODE } from '../../src/cli/rebuild';
-import { openSqliteLedger, readWebhookEvent, type Ledger } from '../../src/ledger';
+import { REBUILD_INCOMPLETE_EXIT_CODE, rebuildFailure } from '../../src/cli/rebuild';
+import { openSqliteLedger, readWebhookEvent, type Ledger, type RebuildReport } from '../../src/ledger';
 import { createLogger } from '../../src/log';
 import { runLedgerSql } from '../helpers/ledger';
 
@@ -120,5 +120,29 @@ describe('paystate rebuild exit code', () => {
       applied: true,
       differences: [{ paymentId: PAYMENT_ID }],
     });
+  });
+});
+
+describe('rebuildFailure', () => {
+  const report: RebuildReport = {
+    checked: 3,
+    differences: [],
+    changed: ['A', 'B'],
+    skipped: [],
+    applied: true,
+    failed: { error: 'SQLITE_BUSY', paymentIds: ['C'] },
+  };
+
+  it('a failed batch exits 1 and still names the payments written to meanwhile', () => {
+    const failure = rebuildFailure(report);
+    expect(failure).toMatchObject({ exitCode: 1 });
+    expect(failure?.message).toBe(
+      'correcting stopped at a failed transaction (SQLITE_BUSY); 1 payment(s) not corrected; ' +
+        '2 payment(s) written to while the rebuild ran were not compared or corrected: run it again',
+    );
+  });
+
+  it('nothing left undone is no failure', () => {
+    expect(rebuildFailure({ ...report, changed: [], failed: null })).toBeUndefined();
   });
 });

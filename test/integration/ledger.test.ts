@@ -772,6 +772,54 @@ describe('transitions', () => {
   });
 });
 
+describe('the re-check a refund event asks for', () => {
+  const RECHECK_MS = 60_000; // DEFAULT_CHECK_POLICY.refundRecheckMs
+  const captured = async (ledger: Ledger) => {
+    for (const step of LIFECYCLE.slice(0, 4)) await deliver(ledger, stepEvent(PAYMENT_ID, step));
+  };
+  const refund = (amount: number) =>
+    refundEvent({ eventId: `r-${amount}`, refundId: '3254564310_1', amount, changeTime: T5 });
+
+  it("stands through the payment's own refunded webhook, even on a payment given up on meanwhile", async () => {
+    const ledger = await buildLedger();
+    await captured(ledger);
+    clock += 10 * 24 * 3_600_000;
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[4]!)); // 81, past RECONCILE_GIVE_UP: given up
+    expect((await ledger.getPayment(PAYMENT_ID))?.staleAt).toBe(clock);
+    await deliver(ledger, refund(1500));
+    const due = clock + RECHECK_MS;
+    clock += 1_000;
+
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[5]!)); // 8: conclusive
+
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      stage: 'refunded',
+      staleAt: null,
+      refundCheckAt: due,
+      nextCheckAt: due,
+    });
+  });
+
+  it('is answered only by a poll made once it was due, not by one fetched before the refund', async () => {
+    const ledger = await buildLedger();
+    await captured(ledger);
+    await deliver(ledger, refund(500));
+    const due = clock + RECHECK_MS;
+    clock += 1_000;
+
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[3]!, '#early-poll'), { source: 'poll' });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({ refundCheckAt: due, nextCheckAt: due });
+
+    clock = due;
+    await deliver(ledger, stepEvent(PAYMENT_ID, LIFECYCLE[3]!, '#due-poll'), { source: 'poll' });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({
+      refundCheckAt: null,
+      nextCheckAt: null,
+      checkAttempts: 0,
+    });
+  });
+});
+
 describe('refunds', () => {
   const refund1 = (eventId: string, amount = 500, changeTime = T5) =>
     refundEvent({ eventId, refundId: '3254564310_1', amount, changeTime });
@@ -958,27 +1006,30 @@ describe('invalid payloads', () => {
     expect(await ledger.getPayment(PAYMENT_ID)).toBeUndefined();
   });
 
-  it.each([
-    ['payment.id', (envelope: PaymentEnvelope) => (envelope.payment.id = '3254564310\ud800_0')],
-    [
-      'payment.paymentOutput.references.merchantReference',
-      (envelope: PaymentEnvelope) =>
-        (envelope.payment.paymentOutput.references = { merchantReference: 'order-\udc00' }),
-    ],
-  ])(
-    'records a payment whose %s holds a lone surrogate as invalid: stored, it would not match',
-    async (field, breakIt) => {
-      const ledger = await buildLedger();
-      const envelope = paymentEvent({ eventId: 'evt-bad', statusCode: 9, changeTime: T4 });
-      breakIt(envelope);
+  it('records a payment whose id holds a lone surrogate as invalid: stored, it would not match', async () => {
+    const ledger = await buildLedger();
+    const envelope = paymentEvent({ eventId: 'evt-bad', statusCode: 9, changeTime: T4 });
+    envelope.payment.id = '3254564310\ud800_0';
 
-      const result = await deliver(ledger, envelope);
+    const result = await deliver(ledger, envelope);
 
-      expect(result).toMatchObject({ outcome: 'invalid', paymentId: null });
-      expect(result.reason).toBe(`${field}: not well-formed Unicode text (a lone surrogate)`);
-      expect(await ledger.getPayment(PAYMENT_ID)).toBeUndefined();
-    },
-  );
+    expect(result).toMatchObject({ outcome: 'invalid', paymentId: null });
+    expect(result.reason).toBe('payment.id: not well-formed Unicode text (a lone surrogate)');
+    expect(await ledger.getEvent('evt-bad')).toMatchObject({ outcome: 'invalid' });
+  });
+
+  it('reads a merchant reference with a lone surrogate as absent; the status still counts', async () => {
+    const ledger = await buildLedger();
+    const envelope = paymentEvent({
+      eventId: 'evt-cut',
+      statusCode: 9,
+      changeTime: T4,
+      merchantReference: 'Bestellung \ud83c',
+    });
+
+    expect(await deliver(ledger, envelope)).toMatchObject({ outcome: 'applied', paymentId: PAYMENT_ID });
+    expect(await ledger.getPayment(PAYMENT_ID)).toMatchObject({ stage: 'captured', merchantReference: null });
+  });
 
   it('records a refund without a statusCode as invalid, naming the field', async () => {
     const ledger = await buildLedger();

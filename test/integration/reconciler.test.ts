@@ -77,6 +77,30 @@ const applyWebhook = (eventId: string, paymentId: string, statusCode: number, ch
     reading: readWebhookEvent(paymentEvent({ eventId, paymentId, statusCode, changeTime })),
   });
 
+/** A refund webhook (statusCode 8) applied straight to the ledger. */
+const applyRefundWebhook = (eventId: string, refundId: string, amount: number, changeTime: string) =>
+  ledger.apply({
+    event: {
+      eventId,
+      source: 'webhook',
+      type: 'refund.refunded',
+      keyId: 'k',
+      signature: 's',
+      rawBody: '{}',
+      rawIndex: null,
+      receivedAt: Date.now(),
+    },
+    reading: readWebhookEvent({
+      type: 'refund.refunded',
+      refund: {
+        id: refundId,
+        status: 'REFUNDED',
+        refundOutput: { amountOfMoney: { amount, currencyCode: 'EUR' } },
+        statusOutput: { statusCode: 8, statusCategory: 'REFUNDED', statusCodeChangeDateTime: changeTime },
+      },
+    }),
+  });
+
 describe('reconciler', () => {
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paystate-reconcile-'));
@@ -188,36 +212,7 @@ describe('reconciler', () => {
     expect((await ledger.getPayment(paymentId))?.nextCheckAt).toBeNull();
 
     // Only the first refund's webhook arrives, then the payment's own conclusive `refunded`.
-    const refundEnvelope = {
-      apiVersion: 'v1',
-      created: '2026-11-27T10:01:00.000+01:00',
-      id: 'refund-1',
-      merchantId: CREDENTIALS.merchantId,
-      type: 'refund.refunded',
-      refund: {
-        id: refundId,
-        status: 'REFUNDED',
-        refundOutput: { amountOfMoney: { amount: 400, currencyCode: 'EUR' } },
-        statusOutput: {
-          statusCode: 8,
-          statusCategory: 'REFUNDED',
-          statusCodeChangeDateTime: '20261127100100',
-        },
-      },
-    };
-    await ledger.apply({
-      event: {
-        eventId: 'refund-1',
-        source: 'webhook',
-        type: 'refund.refunded',
-        keyId: 'k',
-        signature: 's',
-        rawBody: '{}',
-        rawIndex: null,
-        receivedAt: Date.now(),
-      },
-      reading: readWebhookEvent(refundEnvelope),
-    });
+    await applyRefundWebhook('refund-1', refundId, 400, '20261127100100');
     await applyWebhook('refunded', paymentId, 8, '20261127100200');
     const refunded = (await ledger.getPayment(paymentId))!;
     expect(refunded).toMatchObject({ stage: 'refunded', refundedTotal: 400 });
@@ -226,6 +221,24 @@ describe('reconciler', () => {
     await waitFor(async () => (await ledger.getPayment(paymentId))?.refundedTotal === 1500);
     expect(await ledger.getPayment(paymentId)).toMatchObject({ lastSource: 'poll', nextCheckAt: null });
     expect(simulator.detailsCalls(paymentId)).toBe(1);
+  });
+
+  it('polls again for a second refund within the hour (its poll job is not taken for the first one)', async () => {
+    await start({ leadMs: 60_000, refundRecheckMs: 300 });
+    const paymentId = '5100000008_0';
+    simulator.createPayment({ paymentId, amount: 1500 });
+    await applyWebhook('captured', paymentId, 9, '20261127100000');
+
+    const first = simulator.refundPayment(paymentId, { amount: 400 }).Operations.at(-1)!.id;
+    await applyRefundWebhook('refund-1', first, 400, '20261127100100');
+    await waitFor(() => simulator.detailsCalls(paymentId) === 1);
+    await waitFor(async () => (await ledger.getPayment(paymentId))?.nextCheckAt === null);
+
+    const second = simulator.refundPayment(paymentId, { amount: 300 }).Operations.at(-1)!.id;
+    await applyRefundWebhook('refund-2', second, 300, '20261127100200');
+    await waitFor(() => simulator.detailsCalls(paymentId) === 2);
+    await waitFor(async () => (await ledger.getPayment(paymentId))?.nextCheckAt === null);
+    expect(await ledger.getPayment(paymentId)).toMatchObject({ refundedTotal: 700, checkAttempts: 0 });
   });
 
   it('records a 404 and keeps climbing the ladder instead of retrying forever', async () => {
