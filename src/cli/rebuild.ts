@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import type { RebuildReport } from '../ledger';
 import type { CliContext } from './context';
 import { actorOf, actorOption, reasonOption } from './options';
-import type { RebuildReport } from '../ledger';
 import { CliError, printJson, printLine, printTable, stateText, UsageError } from './output';
 
 export function registerRebuildCommand(program: Command, ctx: CliContext): void {

@@ -58,7 +58,8 @@ export const payments = sqliteTable(
     staleAt: epochMs('stale_at'),
     /**
      * A refund event asked for a poll by then (partial refunds are only reliably totalled from Operations). Kept
-     * apart from the status's own plan so that a later status change does not cancel it; the next poll clears it.
+     * apart from the status's own plan so that a later status change does not cancel it; a poll made once it was
+     * due clears it.
      */
     refundCheckAt: epochMs('refund_check_at'),
     firstSeenAt: epochMs('first_seen_at').notNull(),
