@@ -5,9 +5,11 @@
  * Redis and ledger. Latency is from a delivery's start to its change appearing on the change feed
  * (GET /v1/changes long-poll, i.e. readable through the API). Peak RSS of each process is sampled every second.
  * The SQLite run is the baseline the PostgreSQL figures are compared with.
- * Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60 BENCH_WARMUP_SECONDS=5 BENCH_BACKENDS=sqlite,postgres)
+ * web and worker run as deployed (NODE_ENV=production: JSON log lines at the default level, info, to a file).
+ * Usage: npm run bench:e2e  (BENCH_RATE=1000 BENCH_SECONDS=60 BENCH_WARMUP_SECONDS=5 BENCH_BACKENDS=sqlite,postgres
+ * BENCH_LOG_LEVEL)
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -79,6 +81,8 @@ interface Result {
   errors: { deliveries: number; feedReads: number; last: string };
   /** How each process had ended before the bench stopped it (null: still running, as it should). */
   exits: { web: string | null; worker: string | null };
+  /** Log level of web and worker, and the lines they wrote over the whole run (warm-up included). */
+  logs: { level: string; lines: number; warnings: number };
   /** PostgreSQL only: CPU seconds of the database server's processes during the run. */
   serverCpuSeconds?: number;
 }
@@ -99,8 +103,9 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       : { LEDGER_URL: await postgres!.createDatabase(`bench_e2e_${Date.now()}`) };
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    NODE_ENV: 'development',
-    LOG_LEVEL: 'warn',
+    // As deployed: JSON log lines, the queue board mounted.
+    NODE_ENV: 'production',
+    ADMIN_TOKEN: 'bench-admin-token',
     PORT: String(webPort),
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     WEBHOOK_KEYS: `${KEY.keyId}:${KEY.secret}`,
@@ -108,11 +113,18 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     ...ledgerEnv,
   };
   delete env[backend === 'sqlite' ? 'LEDGER_URL' : 'LEDGER_PATH'];
+  // The default log level (info: a line per webhook accepted and per event applied), written to a file as a
+  // deployment hands its logs to a collector; BENCH_LOG_LEVEL=warn measures without the per-event lines.
+  if (process.env.BENCH_LOG_LEVEL) env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
+  else delete env.LOG_LEVEL;
+  const logFile = path.join(dir, 'processes.log');
+  const logFd = fs.openSync(logFile, 'a');
   const root = path.join(__dirname, '..');
   // The Procfile's node flags (the young generation's size), so the RSS measured is the deployment's.
   const execArgv = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
-  const web = fork(path.join(root, 'src/http/server.js'), [], { env, stdio: 'inherit', execArgv });
-  const worker = fork(path.join(root, 'workers/status-worker.js'), [], { env, stdio: 'inherit', execArgv });
+  const stdio: StdioOptions = ['ignore', logFd, 'inherit', 'ipc'];
+  const web = fork(path.join(root, 'src/http/server.js'), [], { env, stdio, execArgv });
+  const worker = fork(path.join(root, 'workers/status-worker.js'), [], { env, stdio, execArgv });
   children.push(web, worker);
   const peak = { web: 0, worker: 0 };
   const sampler = setInterval(() => {
@@ -267,13 +279,27 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       pagesRead,
       errors,
       exits: { web: exitOf(web), worker: exitOf(worker) },
+      logs: { level: env.LOG_LEVEL ?? 'info (default)', ...countLines(logFile) },
       ...(serverCpu === undefined ? {} : { serverCpuSeconds: (postgres!.cpuUs() - serverCpu) / 1e6 }),
     };
   } finally {
     clearInterval(sampler);
     for (const child of children) child.kill('SIGKILL');
+    fs.closeSync(logFd);
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function countLines(file: string): { lines: number; warnings: number } {
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const levelOf = (line: string) => {
+    try {
+      return (JSON.parse(line) as { level?: string }).level;
+    } catch {
+      return undefined;
+    }
+  };
+  return { lines: lines.length, warnings: lines.filter((line) => levelOf(line) !== 'info').length };
 }
 
 function print(result: Result): void {
@@ -317,6 +343,9 @@ function print(result: Result): void {
         .map(([name, seconds]) => `${name} ${((seconds / result.drainSeconds) * 100).toFixed(0)} %`)
         .join(', ') +
       `; the follower read ${result.pagesRead} feed pages (${(result.readable / Math.max(1, result.pagesRead)).toFixed(1)} changes each)`,
+  );
+  console.log(
+    `log level ${result.logs.level}: web and worker wrote ${result.logs.lines} lines, ${result.logs.warnings} of them above info`,
   );
   console.log(
     `peak RSS: web ${result.peakRss.web.toFixed(0)} MB, worker ${result.peakRss.worker.toFixed(0)} MB (target < 150 MB each)` +

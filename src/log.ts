@@ -38,9 +38,13 @@ const CARD_NUMBER_KEYS = new Set(['cardnumber', 'pan', 'primaryaccountnumber', '
 
 // Digit groups joined by single spaces or dashes, the way people and forms write card numbers.
 const DIGIT_RUN = /\d+(?:[ -]\d+)*/g;
+/** The shortest card number: text with fewer digits than this holds none. */
+const MIN_PAN_DIGITS = 13;
 // Anything that could end a line or steer a terminal: C0, DEL, C1 and the Unicode line separators.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point here
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// eslint-disable-next-line no-control-regex -- the same class, for a test without the global flag's lastIndex
+const HAS_CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**
@@ -54,6 +58,8 @@ export function scrubForLog(value: unknown): unknown {
 
 function scrub(value: unknown, ancestors: Set<object>): unknown {
   if (typeof value === 'string') return scrubString(value);
+  // An integer of 12 digits or fewer cannot be a card number (most logged numbers: counts, ports, sizes).
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 1e12) return value;
   if (typeof value === 'number' || typeof value === 'bigint') {
     const text = String(value);
     const masked = maskPans(text);
@@ -79,13 +85,37 @@ function scrub(value: unknown, ancestors: Set<object>): unknown {
   }
 }
 
-function scrubField(key: string, field: unknown, ancestors: Set<object>): unknown {
+type KeyKind = 'secret' | 'card number' | 'other';
+
+function classifyKey(key: string): KeyKind {
   const name = key.toLowerCase().replace(/[-_\s]/g, '');
-  if (SECRET_KEYS.has(name) || SECRET_KEY_PARTS.some((part) => name.includes(part))) {
+  if (SECRET_KEYS.has(name) || SECRET_KEY_PARTS.some((part) => name.includes(part))) return 'secret';
+  return CARD_NUMBER_KEYS.has(name) ? 'card number' : 'other';
+}
+
+// The same few field names come back on every line: their kind is looked up, not worked out again. Bounded in
+// count and key length, so a payload with ever-new keys logged in a loop cannot grow it; once full, new keys
+// are classified each time.
+const keyKinds = new Map<string, KeyKind>();
+const KEY_KINDS_KEPT = 1_000;
+const KEY_LENGTH_KEPT = 64;
+
+function kindOfKey(key: string): KeyKind {
+  let kind = keyKinds.get(key);
+  if (kind === undefined) {
+    kind = classifyKey(key);
+    if (keyKinds.size < KEY_KINDS_KEPT && key.length <= KEY_LENGTH_KEPT) keyKinds.set(key, kind);
+  }
+  return kind;
+}
+
+function scrubField(key: string, field: unknown, ancestors: Set<object>): unknown {
+  const kind = kindOfKey(key);
+  if (kind === 'secret') {
     // An absent secret stays visibly absent: "no authorization header" is worth seeing in a log.
     return field === undefined || field === null ? field : REDACTED;
   }
-  if (CARD_NUMBER_KEYS.has(name) && (typeof field === 'string' || typeof field === 'number')) {
+  if (kind === 'card number' && (typeof field === 'string' || typeof field === 'number')) {
     return scrubString(String(field).replace(/\d(?=(?:\D*\d){4})/g, '*'));
   }
   return scrub(field, ancestors);
@@ -99,14 +129,25 @@ function errorFields(error: Error): Record<string, unknown> {
 }
 
 function scrubString(text: string): string {
-  return maskPans(text).replace(
+  const masked = maskPans(text);
+  if (!HAS_CONTROL_CHARACTER.test(masked)) return masked;
+  return masked.replace(
     CONTROL_CHARACTERS,
     (character) => ESCAPES[character] ?? `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }
 
 function maskPans(text: string): string {
-  return text.replace(DIGIT_RUN, maskPansInRun);
+  return digitCount(text) < MIN_PAN_DIGITS ? text : text.replace(DIGIT_RUN, maskPansInRun);
+}
+
+function digitCount(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 48 && code <= 57) count++;
+  }
+  return count;
 }
 
 /**

@@ -131,7 +131,7 @@ export function createWebhookReceiver(options: WebhookRouteOptions): WebhookRece
       return;
     }
     for (const event of parsed.events) {
-      log.info('webhook accepted', {
+      log.debug('webhook accepted', {
         eventId: event.id,
         paymentId: paymentIdOf(event),
         type: event.type,

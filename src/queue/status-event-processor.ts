@@ -71,7 +71,7 @@ export function createStatusEventProcessor(ledger: Ledger, log: Logger) {
     if (outcome === 'unknown_code')
       log.warn('unknown statusCode recorded', { eventId, paymentId, type, outcome, reason });
     else
-      log.info('status event processed', {
+      log.debug('status event processed', {
         eventId,
         paymentId,
         type,

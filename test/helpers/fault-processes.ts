@@ -64,7 +64,7 @@ export type StackEnvOptions = { port: number; redisUrl: string } & (
 export function stackEnv(options: StackEnvOptions): Record<string, string> {
   return {
     NODE_ENV: 'test',
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: 'debug',
     PORT: String(options.port),
     REDIS_URL: options.redisUrl,
     ...('ledgerEnv' in options ? options.ledgerEnv : { LEDGER_PATH: options.ledgerPath }),

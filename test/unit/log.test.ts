@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import winston from 'winston';
 import { createLogger, scrubForLog, type Logger } from '../../src/log';
 
@@ -191,6 +192,82 @@ describe('scrubForLog', () => {
 
     it('keeps a 20-digit reference even when it passes the Luhn check', () => {
       expect(scrubForLog('00000200000143570016')).toBe('00000200000143570016');
+    });
+  });
+
+  // Most lines carry ids, outcomes and counts: scrubForLog returns those without scanning them for card numbers.
+  describe('takes the short way only where nothing can need masking', () => {
+    // Written out, not derived from the implementation's character class.
+    const ESCAPED: Record<string, string> = {
+      '\n': '\\n',
+      '\r': '\\r',
+      '\t': '\\t',
+      '\u0000': '\\u0000',
+      '\u001b': '\\u001b',
+      '\u007f': '\\u007f',
+      '\u0085': '\\u0085',
+      '\u009b': '\\u009b',
+      '\u2028': '\\u2028',
+      '\u2029': '\\u2029',
+    };
+    const escaped = (text: string) => [...text].map((character) => ESCAPED[character] ?? character).join('');
+    const digitsIn = (text: string) => text.replace(/\D/g, '').length;
+    const characters = fc.constantFrom(...'0123456789 -_abcXYZ*.٣', ...Object.keys(ESCAPED));
+
+    it('keeps text with fewer than 13 digits, only escaping control characters', () => {
+      fc.assert(
+        fc.property(fc.string({ unit: characters, maxLength: 40 }), (text) => {
+          fc.pre(digitsIn(text) < 13);
+          expect(scrubForLog(text)).toBe(escaped(text));
+        }),
+        { numRuns: 2_000 },
+      );
+    });
+
+    it('masks a card number wherever it sits, whatever surrounds it', () => {
+      const pans = [
+        '4222222222222',
+        '4111111111111111',
+        '5555555555554444',
+        '378282246310005',
+        '6011000990139424',
+      ];
+      const text = fc.string({ unit: characters, maxLength: 30 });
+      fc.assert(
+        fc.property(text, fc.constantFrom(...pans), text, (before, pan, after) => {
+          const scrubbed = scrubForLog(`${before}x${pan}x${after}`) as string;
+          expect(scrubbed).not.toContain(pan);
+          expect(scrubbed).toContain(`x${'*'.repeat(pan.length - 4)}${pan.slice(-4)}x`);
+        }),
+        { numRuns: 2_000 },
+      );
+    });
+
+    it('returns integers of up to 12 digits as they are, and masks a longer one that is a card number', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: -999_999_999_999, max: 999_999_999_999 }), (n) => {
+          expect(scrubForLog({ count: n })).toEqual({ count: n });
+        }),
+      );
+      expect(scrubForLog({ count: 4222222222222 })).toEqual({ count: '*********2222' });
+      expect(scrubForLog({ count: -4222222222222 })).toEqual({ count: '-*********2222' });
+      expect(scrubForLog({ count: -4111111111111111 })).toEqual({ count: '-************1111' });
+    });
+
+    it('still redacts and masks new field names once a thousand others have been seen', () => {
+      for (let i = 0; i < 1_100; i++) scrubForLog({ [`field${i}`]: i });
+      expect(scrubForLog({ Session_TOKEN: 'abc', PRIMARY_ACCOUNT_NUMBER: PAN })).toEqual({
+        Session_TOKEN: '[redacted]',
+        PRIMARY_ACCOUNT_NUMBER: MASKED_PAN,
+      });
+    });
+
+    it('redacts a secret-named field every time, not only the first time its name is seen', () => {
+      for (let i = 0; i < 3; i++)
+        expect(scrubForLog({ webhookSecret: WEBHOOK_SECRET, eventId: `evt-${i}` })).toEqual({
+          webhookSecret: '[redacted]',
+          eventId: `evt-${i}`,
+        });
     });
   });
 
