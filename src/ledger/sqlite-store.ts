@@ -18,7 +18,7 @@ type Row = Record<string, unknown>;
  * written from the drizzle schema, so names cannot drift, and values are encoded as drizzle does: a boolean
  * column (`mode: 'boolean'`) is written `value ? 1 : 0` and read `Number(value) === 1`, null as null.
  */
-function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
+export function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const columns = Object.entries(getTableColumns(table))
     .filter(([key]) => !except.includes(key))
     .map(([key, column]) => ({ key, name: `"${column.name}"`, flag: column.columnType === 'SQLiteBoolean' }));
@@ -29,6 +29,10 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
     name: `"${getTableName(table)}"`,
     /** The select list of a whole row, read with `raw()` and `decode`. */
     selected: columns.map((column) => column.name).join(', '),
+    /** The same, each column named with its table (for a join). */
+    qualified: columns.map((column) => `"${getTableName(table)}".${column.name}`).join(', '),
+    /** How many values a whole row is (where the next table's begin in a joined row). */
+    width: columns.length,
     inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
     keys,
@@ -39,11 +43,11 @@ function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
     values: (row: Row, of: readonly string[] = keys): unknown[] =>
       of.map((key) => (flags.has(key) && row[key] !== null ? (row[key] ? 1 : 0) : row[key])),
     /** A row read as an array (better-sqlite3 builds a row object through its C++ API, ~2× slower). */
-    decode: <T>(values: unknown): T | undefined => {
+    decode: <T>(values: unknown, offset = 0): T | undefined => {
       if (values === undefined) return undefined;
       const row: Row = {};
       for (let i = 0; i < columns.length; i++) {
-        const value = (values as unknown[])[i];
+        const value = (values as unknown[])[offset + i];
         row[columns[i]!.key] = columns[i]!.flag && value !== null ? Number(value) === 1 : value;
       }
       return row as T;

@@ -319,6 +319,26 @@ describe('the change feed', () => {
     await deliver(ledger, duplicate);
     expect(await ledger.lastChangeSeq()).toBe(changes.at(-1)!.seq);
   });
+
+  it('pages each change with its payment as stored (flags true, false and not said), in seq order, up to the limit', async () => {
+    const ledger = await buildLedger();
+    await deliver(ledger, paymentEvent({ eventId: 'evt-p5', statusCode: 5, changeTime: T2 }));
+    const captured = paymentEvent({ eventId: 'evt-p9', statusCode: 9, changeTime: T3 });
+    delete (captured.payment.statusOutput as { isCancellable?: boolean }).isCancellable;
+    await deliver(ledger, captured);
+    const { eventCount: _count, lastEventAt: _last, ...payment } = (await ledger.getPayment(PAYMENT_ID))!;
+    expect([payment.isAuthorized, payment.isRefundable, payment.isCancellable]).toEqual([true, false, null]);
+
+    const changes = await ledger.listChanges(0, 100);
+    expect(changes.length).toBeGreaterThan(1);
+    expect(changes.map(({ payment: _payment, ...change }) => change)).toEqual(
+      await ledger.listStateChanges(PAYMENT_ID),
+    );
+    for (const change of changes) expect(change.payment).toEqual(payment);
+    expect(await ledger.listChanges(0, 1)).toEqual(changes.slice(0, 1));
+    expect(await ledger.listChanges(changes[0]!.seq, 100)).toEqual(changes.slice(1));
+    expect(await ledger.listChanges(changes.at(-1)!.seq, 100)).toEqual([]);
+  });
 });
 
 describe('event storage and de-duplication', () => {
