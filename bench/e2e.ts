@@ -17,7 +17,7 @@ import path from 'node:path';
 import { freePort, redisServerArgs, waitForPort } from '../src/local';
 import { signWebhookBody } from '../src/platform';
 import { benchBackends, startBenchPostgres, type Backend, type BenchPostgres } from './postgres-server';
-import { cpuSecondsOf } from './proc-cpu';
+import { cpuSecondsOf, readMachineTicks, stolenShare } from './proc-cpu';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
@@ -75,6 +75,8 @@ interface Result {
   peakRss: { web: number; worker: number };
   /** CPU seconds each process used from the first delivery until the last change was readable. */
   cpuSeconds: { web: number; worker: number; redis: number; bench: number };
+  /** Share of the machine's CPU time the hypervisor gave to other guests over the measured run. */
+  stolen: number;
   /** Change-feed pages the follower read (each a GET /v1/changes long-poll). */
   pagesRead: number;
   /** Requests that failed (connection errors, or a feed read not answered 200), and the last message. */
@@ -193,6 +195,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     });
     const warmupCount = RATE * WARMUP_SECONDS;
     let cpuBefore = cpuAt();
+    let machineBefore = readMachineTicks();
     const paceFrom = performance.now();
     for (let n = 0; n < warmupCount + RATE * SECONDS; n++) {
       const due = paceFrom + (n * 1000) / RATE;
@@ -222,6 +225,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       const warm = n < warmupCount;
       if (n === warmupCount) {
         cpuBefore = cpuAt();
+        machineBefore = readMachineTicks();
         begin = performance.now();
       }
       (warm ? warmupStarted : started).set(paymentId, performance.now());
@@ -248,6 +252,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       await new Promise((resolve) => setTimeout(resolve, 200));
     const drainSeconds = (performance.now() - begin) / 1000;
     const cpuAfter = cpuAt();
+    const stolen = stolenShare(machineBefore);
     const cpuSeconds = {
       web: cpuAfter.web - cpuBefore.web,
       worker: cpuAfter.worker - cpuBefore.worker,
@@ -276,6 +281,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
       slowBySecond,
       peakRss: { ...peak },
       cpuSeconds,
+      stolen,
       pagesRead,
       errors,
       exits: { web: exitOf(web), worker: exitOf(worker) },
@@ -343,6 +349,9 @@ function print(result: Result): void {
         .map(([name, seconds]) => `${name} ${((seconds / result.drainSeconds) * 100).toFixed(0)} %`)
         .join(', ') +
       `; the follower read ${result.pagesRead} feed pages (${(result.readable / Math.max(1, result.pagesRead)).toFixed(1)} changes each)`,
+  );
+  console.log(
+    `stolen by the hypervisor: ${(result.stolen * 100).toFixed(1)} % of the machine's CPU time over the run`,
   );
   console.log(
     `log level ${result.logs.level}: web and worker wrote ${result.logs.lines} lines, ${result.logs.warnings} of them above info`,

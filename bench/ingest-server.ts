@@ -24,7 +24,8 @@ async function main() {
     app.listen(Number(port), '127.0.0.1', () => process.send?.('ready'));
     return;
   }
-  const log = createLogger({ level: 'warn', json: true });
+  // The default level, as deployed (a line per accepted webhook is at debug).
+  const log = createLogger({ level: 'info', json: true });
   const redis = createRedisConnection(redisUrl!, { role: 'producer' });
   const queue = createStatusEventsQueue(redis);
   const ledger = openSqliteLedger({ path: ledgerPath! });

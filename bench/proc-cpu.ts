@@ -25,3 +25,25 @@ export function readProcessTicks(pid: number): { own: number; children: number; 
 export function cpuSecondsOf(pid: number): number {
   return (readProcessTicks(pid)?.own ?? 0) / TICKS_PER_SECOND;
 }
+
+/** The whole machine's CPU counters from /proc/stat, in clock ticks: all of them, and those stolen. */
+export function readMachineTicks(): { total: number; steal: number } {
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is already in user)
+  const fields = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  return { total: fields.reduce((sum, ticks) => sum + ticks, 0), steal: fields[7] ?? 0 };
+}
+
+/**
+ * The share of the machine's CPU time the hypervisor gave to other guests between two readings: on a shared
+ * virtual machine, the figure that says a run was slow because the host was busy, not because of the code.
+ */
+export function stolenShare(from: { total: number; steal: number }, to = readMachineTicks()): number {
+  const total = to.total - from.total;
+  return total > 0 ? (to.steal - from.steal) / total : 0;
+}
