@@ -84,7 +84,7 @@ interface Result {
   /** How each process had ended before the bench stopped it (null: still running, as it should). */
   exits: { web: string | null; worker: string | null };
   /** Log level of web and worker, and the lines they wrote over the whole run (warm-up included). */
-  logs: { level: string; lines: number; warnings: number };
+  logs: { level: string; lines: number; warnings: number; notJson: number };
   /** PostgreSQL only: CPU seconds of the database server's processes during the run. */
   serverCpuSeconds?: number;
 }
@@ -115,8 +115,8 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
     ...ledgerEnv,
   };
   delete env[backend === 'sqlite' ? 'LEDGER_URL' : 'LEDGER_PATH'];
-  // The default log level (info: a line per webhook accepted and per event applied), written to a file as a
-  // deployment hands its logs to a collector; BENCH_LOG_LEVEL=warn measures without the per-event lines.
+  // The default log level (info: no line per event), written to a file as a deployment hands its logs to a
+  // collector; BENCH_LOG_LEVEL=debug adds a line per webhook accepted and per event applied (two a delivery).
   if (process.env.BENCH_LOG_LEVEL) env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
   else delete env.LOG_LEVEL;
   const logFile = path.join(dir, 'processes.log');
@@ -296,7 +296,7 @@ async function runBackend(backend: Backend, postgres: BenchPostgres | undefined)
   }
 }
 
-function countLines(file: string): { lines: number; warnings: number } {
+function countLines(file: string): { lines: number; warnings: number; notJson: number } {
   const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
   const levelOf = (line: string) => {
     try {
@@ -305,7 +305,12 @@ function countLines(file: string): { lines: number; warnings: number } {
       return undefined;
     }
   };
-  return { lines: lines.length, warnings: lines.filter((line) => levelOf(line) !== 'info').length };
+  const levels = lines.map(levelOf);
+  return {
+    lines: lines.length,
+    warnings: levels.filter((level) => level === 'warn' || level === 'error').length,
+    notJson: levels.filter((level) => level === undefined).length,
+  };
 }
 
 function print(result: Result): void {
@@ -354,7 +359,7 @@ function print(result: Result): void {
     `stolen by the hypervisor: ${(result.stolen * 100).toFixed(1)} % of the machine's CPU time over the run`,
   );
   console.log(
-    `log level ${result.logs.level}: web and worker wrote ${result.logs.lines} lines, ${result.logs.warnings} of them above info`,
+    `log level ${result.logs.level}: web and worker wrote ${result.logs.lines} lines, ${result.logs.warnings} of them warn or error, ${result.logs.notJson} not JSON`,
   );
   console.log(
     `peak RSS: web ${result.peakRss.web.toFixed(0)} MB, worker ${result.peakRss.worker.toFixed(0)} MB (target < 150 MB each)` +
