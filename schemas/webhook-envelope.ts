@@ -11,9 +11,9 @@ export const zWebhookEvent = z
   .looseObject({
     apiVersion: z.string(),
     id: storedText(z.string().min(1).max(128)),
-    type: z.string().min(1).max(128),
+    type: storedText(z.string().min(1).max(128)),
     created: z.string().min(1),
-    merchantId: z.string().min(1),
+    merchantId: storedText(z.string().min(1)),
     payment: zPayload,
     refund: zPayload,
     payout: zPayload,

@@ -128,6 +128,17 @@ describe('parseWebhookBody', () => {
       expect(parseWebhookBody(event({ id: 'evt-😀' }))).toMatchObject({ ok: true });
     });
 
+    it('a type or merchantId with a lone surrogate: both are stored and filtered on, naming the field', () => {
+      for (const field of ['type', 'merchantId']) {
+        expect(parseWebhookBody(event({ [field]: 'payment.\udc00captured' }))).toMatchObject({
+          ok: false,
+          error: 'invalid_envelope',
+          message: expect.stringMatching(new RegExp(`^${field}: not well-formed Unicode text`)),
+        });
+        expect(parseWebhookBody(event({ [field]: 'payment.😀' }))).toMatchObject({ ok: true });
+      }
+    });
+
     it('a missing merchantId inside an array, naming index and field', () => {
       const result = parseWebhookBody([event(), event({ merchantId: undefined })]);
       expect(result).toMatchObject({
