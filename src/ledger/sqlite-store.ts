@@ -31,7 +31,7 @@ export function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
     selected: columns.map((column) => column.name).join(', '),
     /** The same, each column named with its table (for a join). */
     qualified: columns.map((column) => `"${getTableName(table)}".${column.name}`).join(', '),
-    /** How many values a whole row is (where the next table's begin in a joined row). */
+    /** How many values a whole row is: where the next table's values begin in a joined row. */
     width: columns.length,
     inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
