@@ -25,12 +25,13 @@ export function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const flags = new Set(columns.filter((column) => column.flag).map((column) => column.key));
   const keys = columns.map((column) => column.key);
   const nameOf = new Map(columns.map((column) => [column.key, column.name]));
+  const name = `"${getTableName(table)}"`;
   return {
-    name: `"${getTableName(table)}"`,
+    name,
     /** The select list of a whole row, read with `raw()` and `decode`. */
     selected: columns.map((column) => column.name).join(', '),
     /** The same, each column named with its table (for a join). */
-    qualified: columns.map((column) => `"${getTableName(table)}".${column.name}`).join(', '),
+    qualified: columns.map((column) => `${name}.${column.name}`).join(', '),
     /** How many values a whole row is: where the next table's values begin in a joined row. */
     width: columns.length,
     inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
