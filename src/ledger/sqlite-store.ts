@@ -38,8 +38,9 @@ export function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
     column: (key: string) => nameOf.get(key)!,
     keys,
     /**
-     * The values of `row` bound by position (named binding looks each name up through V8's C++ API). A null flag
-     * stays null ("not said"), as drizzle and the PostgreSQL ledger store it.
+     * The values of `row`, bound by position and spread as arguments: better-sqlite3 reads an array or an object
+     * of named values element by element through V8's C++ API (~1.5 µs more for a row of 20). A null flag stays
+     * null ("not said"), as drizzle and the PostgreSQL ledger store it.
      */
     values: (row: Row, of: readonly string[] = keys): unknown[] =>
       of.map((key) => (flags.has(key) && row[key] !== null ? (row[key] ? 1 : 0) : row[key])),
@@ -77,7 +78,7 @@ function changedColumnsUpdate<T extends { id: string }>(
     const shape = changed.join(',');
     let update = prepared.get(shape);
     if (!update) prepared.set(shape, (update = prepareUpdate(changed)));
-    update.run(table.values(after, [...changed, 'id']));
+    update.run(...table.values(after, [...changed, 'id']));
   };
 }
 
@@ -142,7 +143,7 @@ export function createSqliteStore(db: Db, sqlite: Database.Database, cache?: Pay
   return {
     eventById: (eventId) => stmt.eventById.get(eventId) as ReturnType<LedgerStore['eventById']>,
     countDelivery: (seq) => void stmt.countDelivery.run(seq),
-    insertEvent: (columns) => Number(stmt.insertEvent.run(newEvent.values(columns)).lastInsertRowid),
+    insertEvent: (columns) => Number(stmt.insertEvent.run(...newEvent.values(columns)).lastInsertRowid),
     updateEvent: (seq, columns) => void db.update(events).set(columns).where(eq(events.seq, seq)).run(),
     paymentById: cache
       ? (paymentId) => {
@@ -154,17 +155,17 @@ export function createSqliteStore(db: Db, sqlite: Database.Database, cache?: Pay
         }
       : readPayment,
     insertPayment: (payment) => {
-      stmt.insertPayment.run(p.values(payment));
+      stmt.insertPayment.run(...p.values(payment));
       cache?.put(payment);
     },
     updatePayment: (before, after) => {
       updatePayment(before, after);
       cache?.put(after);
     },
-    insertChange: (change) => void stmt.insertChange.run(c.values(change)),
-    insertDrift: (drift) => void stmt.insertDrift.run(d.values(drift)),
+    insertChange: (change) => void stmt.insertChange.run(...c.values(change)),
+    insertDrift: (drift) => void stmt.insertDrift.run(...d.values(drift)),
     refundById: (refundId) => r.decode(stmt.refundById.get(refundId)),
-    insertRefund: (refund) => void stmt.insertRefund.run(r.values(refund)),
+    insertRefund: (refund) => void stmt.insertRefund.run(...r.values(refund)),
     updateRefund: changedColumnsUpdate(sqlite, r),
     refundsByBase: (base) => stmt.refundsByBase.all(base) as ReturnType<LedgerStore['refundsByBase']>,
     refundedTotal: (paymentId) =>

@@ -438,6 +438,20 @@ describe('createLogger', () => {
 
       expect(JSON.parse(await line)).toMatchObject({ message: 'webhook accepted' });
     });
+
+    it('writes debug entries, scrubbed, once the level is debug', async () => {
+      const { log, line } = captureFirstLine(true);
+
+      log.level = 'debug';
+      log.debug('status event processed', { eventId: 'evt-1', authorization: AUTHORIZATION });
+
+      expect(JSON.parse(await line)).toMatchObject({
+        level: 'debug',
+        message: 'status event processed',
+        eventId: 'evt-1',
+        authorization: '[redacted]',
+      });
+    });
   });
 
   describe('in readable mode', () => {
