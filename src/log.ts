@@ -224,9 +224,11 @@ export function createLogger(options: LoggerOptions): Logger {
     transports: [new winston.transports.Console()],
   });
   // Even dropped first, a call builds its entry and passes winston's stream (~1.3 µs); the status worker and
-  // the receiver make a debug call per event, so below debug that call returns at once.
-  const debug = logger.debug.bind(logger);
-  logger.debug = ((...args: Parameters<winston.LeveledLogMethod>) =>
-    logger.isDebugEnabled() ? debug(...args) : logger) as winston.LeveledLogMethod;
+  // the receiver make a debug call per event, so below debug that call returns at once. Not bound: a `child()`
+  // logger inherits this method and must still write through itself, with its own fields.
+  const debug = logger.debug;
+  logger.debug = function (this: winston.Logger, ...args: Parameters<winston.LeveledLogMethod>) {
+    return this.isDebugEnabled() ? debug.apply(this, args) : this;
+  } as winston.LeveledLogMethod;
   return logger;
 }

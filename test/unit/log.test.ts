@@ -439,6 +439,15 @@ describe('createLogger', () => {
       expect(JSON.parse(await line)).toMatchObject({ message: 'webhook accepted' });
     });
 
+    it("writes a child logger's debug entries with the child's fields", async () => {
+      const { log, line } = captureFirstLine(true);
+
+      log.level = 'debug';
+      log.child({ worker: 'status' }).debug('status event processed', { eventId: 'evt-1' });
+
+      expect(JSON.parse(await line)).toMatchObject({ message: 'status event processed', worker: 'status' });
+    });
+
     it('writes debug entries, scrubbed, once the level is debug', async () => {
       const { log, line } = captureFirstLine(true);
 
