@@ -227,8 +227,10 @@ export function createLogger(options: LoggerOptions): Logger {
   // the receiver make a debug call per event, so below debug that call returns at once. Not bound: a `child()`
   // logger inherits this method and must still write through itself, with its own fields.
   const debug = logger.debug;
-  logger.debug = function (this: winston.Logger, ...args: Parameters<winston.LeveledLogMethod>) {
-    return this.isDebugEnabled() ? debug.apply(this, args) : this;
+  logger.debug = function (this: winston.Logger | undefined, ...args: Parameters<winston.LeveledLogMethod>) {
+    // Detached (`.catch(log.debug)`), as winston's own level methods allow.
+    const self = this ?? logger;
+    return self.isDebugEnabled() ? debug.apply(self, args) : self;
   } as winston.LeveledLogMethod;
   return logger;
 }

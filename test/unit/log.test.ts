@@ -439,6 +439,29 @@ describe('createLogger', () => {
       expect(JSON.parse(await line)).toMatchObject({ message: 'webhook accepted' });
     });
 
+    it('below debug, a debug call never reaches winston, from the logger, a child or detached', () => {
+      const { log } = captureFirstLine(true);
+      const write = jest.spyOn(log, 'write');
+      const { debug } = log;
+
+      log.debug('status event processed', { eventId: 'evt-1' });
+      log.child({ worker: 'status' }).debug('status event processed');
+      debug('webhook accepted');
+      log.info('webhook accepted');
+
+      expect(write).toHaveBeenCalledTimes(1);
+    });
+
+    it('writes a detached debug call once the level is debug', async () => {
+      const { log, line } = captureFirstLine(true);
+      const { debug } = log;
+
+      log.level = 'debug';
+      debug('webhook accepted', { eventId: 'evt-1' });
+
+      expect(JSON.parse(await line)).toMatchObject({ level: 'debug', message: 'webhook accepted' });
+    });
+
     it("writes a child logger's debug entries with the child's fields", async () => {
       const { log, line } = captureFirstLine(true);
 
