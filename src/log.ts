@@ -43,8 +43,8 @@ const MIN_PAN_DIGITS = 13;
 // Anything that could end a line or steer a terminal: C0, DEL, C1 and the Unicode line separators.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point here
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-// eslint-disable-next-line no-control-regex -- the same class, for a test without the global flag's lastIndex
-const HAS_CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// The same class without the global flag, whose lastIndex would carry over between tests.
+const HAS_CONTROL_CHARACTER = new RegExp(CONTROL_CHARACTERS.source);
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**

@@ -26,15 +26,16 @@ export function sqlTable(table: SQLiteTable, except: readonly string[] = []) {
   const keys = columns.map((column) => column.key);
   const nameOf = new Map(columns.map((column) => [column.key, column.name]));
   const name = `"${getTableName(table)}"`;
+  const selected = columns.map((column) => column.name).join(', ');
   return {
     name,
     /** The select list of a whole row, read with `raw()` and `decode`. */
-    selected: columns.map((column) => column.name).join(', '),
+    selected,
     /** The same, each column named with its table (for a join). */
     qualified: columns.map((column) => `${name}.${column.name}`).join(', '),
     /** How many values a whole row is: where the next table's values begin in a joined row. */
     width: columns.length,
-    inserted: `(${columns.map((column) => column.name).join(', ')}) values (${columns.map(() => '?').join(', ')})`,
+    inserted: `(${selected}) values (${columns.map(() => '?').join(', ')})`,
     column: (key: string) => nameOf.get(key)!,
     keys,
     /**
